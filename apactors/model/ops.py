@@ -441,3 +441,4 @@ class EndWork(Op):
 
     def perform(self, k: ExecContext) -> None:
         self.item.running = False
+        self.item.completions += 1  # flush_work waits for the runs queued before it (a barrier)

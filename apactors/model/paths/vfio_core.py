@@ -1,0 +1,143 @@
+"""vfio core, mdev core and kvm-vfio wrappers around the driver callbacks (domain doc §4.3, §5.0.5,
+§5.6, §5.7), in the E4 form of `v6.8` / `latest` (``kvm_ref_lock``; the device holds a VM reference
+from first open to last close).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from apactors.model.ops import Acquire, Block, Release, Update, Write
+from apactors.model.paths.common import DeviceClosed, dec, group_join, inc, range_add
+from apactors.model.schemes.base import PathGen, path
+
+
+class VfioCoreE4Paths:
+    """Wrappers of the vfio core (open/close/dma-unmap/unregister), the mdev core (create/remove) and
+    the kvm-vfio device (release).  Driver callbacks are ``open_device``, ``close_device``,
+    ``dma_unmap``, ``request``, ``mdev_create``, ``mdev_remove`` of the driver mixin."""
+
+    # ------------------------------------------------------------------ open / close
+
+    @path("vfio_device_group_open")
+    def vfio_open(self, k: Any, mdev: Any) -> PathGen:
+        """``+group_lock; +dev_set->lock; +kvm_ref_lock`` (VM reference for the device) ...; → rc."""
+        group = mdev.group
+        vdev = mdev.vdev
+        yield Acquire(group.group_lock)
+        yield Acquire(vdev.dev_set_lock)
+        rc = 0
+        if vdev.open_count == 0:
+            yield Acquire(group.kvm_ref_lock)
+            kvm = group.kvm
+            if kvm is not None:
+                yield from self.kvm_get_kvm(k, kvm)
+                yield Write(vdev, "kvm", kvm, "device->kvm")
+            yield Release(group.kvm_ref_lock)
+            yield Write(vdev, "open_count", 1, "device->open_count")
+            rc = yield from self.open_device(k, mdev)
+            if rc:
+                yield Write(vdev, "open_count", 0, "device->open_count")
+                if kvm is not None:
+                    yield from self.kvm_put_kvm(k, kvm)
+                    yield Write(vdev, "kvm", None, "device->kvm")
+        else:
+            yield Update(vdev, "open_count", inc, 1, "device->open_count")
+        yield Release(vdev.dev_set_lock)
+        yield Release(group.group_lock)
+        return rc
+
+    @path("vfio_device_group_close")
+    def vfio_close(self, k: Any, mdev: Any) -> PathGen:
+        group = mdev.group
+        vdev = mdev.vdev
+        yield Acquire(group.group_lock)
+        yield Acquire(vdev.dev_set_lock)
+        last = vdev.open_count == 1
+        if last:
+            yield from self.close_device(k, mdev)
+        yield Update(vdev, "open_count", dec, 1, "device->open_count")
+        if last:
+            kvm = vdev.kvm
+            if kvm is not None:
+                yield from self.kvm_put_kvm(k, kvm)
+                yield Write(vdev, "kvm", None, "device->kvm")
+        yield Release(vdev.dev_set_lock)
+        yield Release(group.group_lock)
+        return 0
+
+    # ------------------------------------------------------------------ DMA unmap
+
+    @path("vfio_dma_do_unmap")
+    def vfio_dma_unmap(self, k: Any, mdev: Any, iova: int, length: int) -> PathGen:
+        """The range becomes unmapped for the rest of the schedule (later pins of its pages fail)
+        [modelling choice: marked before the driver callback runs], then the driver's callback."""
+        vm = mdev.vdev.container
+        if vm is not None:
+            yield Update(vm, "unmapped", range_add, (iova, iova + length), "iommu->dma_list")
+        yield from self.dma_unmap(k, mdev, iova, length)
+        return 0
+
+    # ------------------------------------------------------------------ kvm-vfio
+
+    @path("kvm_vfio_release")
+    def kvm_vfio_release(self, k: Any, vm: Any) -> PathGen:
+        """v6.2-rc+ (v6.8: ``kvm_ref_lock`` in place of ``group_lock``): ``+kvm->lock``; each group's
+        kvm := NULL; ``-kvm->lock``; ``kvm_put_kvm`` (the device's reference)."""
+        dev = vm.kvm_vfio
+        yield Write(dev, "released", True, "kvm_device file")
+        yield Acquire(vm.lock, owner=vm)
+        for group in dev.groups:
+            yield from self.vfio_file_set_kvm(k, group, None)
+        yield Release(vm.lock)
+        yield from self.kvm_put_kvm(k, vm)
+        return 0
+
+    @path("vfio_file_set_kvm")
+    def vfio_file_set_kvm(self, k: Any, group: Any, kvm: Any) -> PathGen:
+        yield Acquire(group.kvm_ref_lock)
+        yield Write(group, "kvm", kvm, "group->kvm")
+        yield Release(group.kvm_ref_lock)
+
+    # ------------------------------------------------------------------ mdev core: create / remove
+
+    @path("mdev_device_create")
+    def mdev_device_create(self, k: Any, name: str) -> PathGen:
+        """Create an mdev; its group joins the kvm-vfio device of the guest that uses it (if that
+        device was not released) [modelling choice, §4.3 `create`]."""
+        w = self.w
+        mdev = self.new_mdev(name)
+        guest = w.mdev_guests.get(name)
+        vm = w.vms.get(guest) if guest is not None else None
+        if vm is not None:
+            mdev.vdev.container = vm
+            kvm_vfio = vm.kvm_vfio
+            if not kvm_vfio.released:
+                group = mdev.group
+                group.kvm = vm  # initialisation of the new group (not yet visible)
+                groups = yield Update(kvm_vfio, "groups", group_join, (group, kvm_vfio),
+                                      "kvm_vfio->file_list")
+                if not any(g is group for g in groups):
+                    group.kvm = None  # the device was released meanwhile
+        return (yield from self.mdev_create(k, mdev))
+
+    @path("vfio_unregister_group_dev")
+    def vfio_unregister_group_dev(self, k: Any, mdev: Any) -> PathGen:
+        """``block:`` until the device is no longer open; ``request(count)`` while waiting.
+
+        The vfio core calls ``request`` with an increasing count every 10 s; the model calls it once
+        (count 0): later calls change nothing (no ``req_trigger`` is ever set) [modelling choice].
+        """
+        if mdev.vdev.open_count:
+            yield from self.request(k, mdev, 0)
+            yield Block(DeviceClosed(mdev))
+
+    @path("mdev_device_remove")
+    def mdev_device_remove(self, k: Any, mdev: Any) -> PathGen:
+        yield Write(mdev, "removing", True, "mdev sysfs")  # from here on, stores fail with -ENODEV
+        yield from self.vfio_unregister_group_dev(k, mdev)
+        yield from self.mdev_remove(k, mdev)
+        return 0
+
+
+__all__ = ["VfioCoreE4Paths"]
