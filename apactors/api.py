@@ -238,13 +238,14 @@ def replay(trace: str | Path) -> ReplayResult:
     scen = scenario_from_dict(hdr["scenario"], str(tr.path), key_prefix="header.scenario")
     strat = ReplayStrategy(tr.schedule())
     divergence: dict[str, Any] | None = None
+    raw: list[tuple] = []
     try:
         sr = run_schedule(scheme_cls, scen, strat, seed=int(hdr.get("schedule_seed", 0)),
-                          max_steps=int(hdr.get("max_steps", 50_000)), record=True)
+                          max_steps=int(hdr.get("max_steps", 50_000)), record=True, events=raw)
     except Divergence as d:
         divergence = {"step": d.step, "expected": d.expected, "got": d.got}
         sr = None
-    got = render_events(sr.events) if sr is not None and sr.events is not None else []
+    got = render_events(raw)
     for exp, ev in zip(tr.steps, got):
         if exp != ev:
             divergence = {"step": exp.get("step"), "expected": exp, "got": ev,

@@ -99,3 +99,36 @@ def two_admins(repeat: int = 3) -> Any:
             {"kind": "admin", "ops": ["unassign-adapter m0 3"], "repeat": repeat},
         ],
     }, "tests/toy_schemes.py")
+
+
+class _Held(Cond):
+    what = "the other lock to be held"
+
+    def __init__(self, lock: Any) -> None:
+        self.lock = lock
+
+    def ready(self, k: Any) -> bool:
+        return bool(self.lock.holders)
+
+
+class ToyRendezvousAbba(ToyAbba):
+    """ABBA where each store waits until the other lock is held: deadlocks in every interleaving."""
+
+    id = "test-rendezvous-abba"
+    description = "test-only: an ABBA deadlock that no schedule avoids"
+
+    @path
+    def assign_adapter_store(self, k: Any):
+        w = self.w
+        yield Acquire(w.guests_lock)
+        yield Block(_Held(w.mdevs_lock))
+        yield Acquire(w.mdevs_lock)
+        return 0
+
+    @path
+    def unassign_adapter_store(self, k: Any):
+        w = self.w
+        yield Acquire(w.mdevs_lock)
+        yield Block(_Held(w.guests_lock))
+        yield Acquire(w.guests_lock)
+        return 0

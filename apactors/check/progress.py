@@ -166,13 +166,16 @@ class CrashChecker:
     name = "crash"
 
     def __init__(self) -> None:
-        self.findings: list[Finding] = []
+        self.found: list[Finding] = []
+
+    def findings(self) -> list[Finding]:
+        return self.found
 
     def on_event(self, step: int, p: Process, op: Any, result: Any, extra: Any) -> None:
         if op is CRASH:
             oops = result
             path = p.stack[-1] if p.stack else "?"
-            self.findings.append(Finding(
+            self.found.append(Finding(
                 "crash", f"{oops.kind}|{path}|{oops.expr.split('(')[0]}",
                 f"{oops.kind} in {path} ({p.name}): {oops.expr}", paths=list(p.stack), actors=[p.name], step=step,
                 details={"oops": oops.kind, "expr": oops.expr}))

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from apactors.check.findings import Finding
-from apactors.check.progress import CrashChecker, HeldLocks, ProgressChecker
+from apactors.check.progress import HeldLocks, ProgressChecker
 from apactors.engine.actors import ControlledTask, RunOperation
 from apactors.engine.process import Runtime
 from apactors.engine.strategies import Strategy
@@ -37,14 +37,24 @@ class ScheduleResult:
 class Observers:
     """The checkers that watch one schedule's event stream (fresh per schedule)."""
 
-    def __init__(self) -> None:
+    def __init__(self, world: Any = None, scheme: Any = None, scenario: Any = None) -> None:
+        from apactors.check import CHECKERS
+
         self.held = HeldLocks()
-        self.crash = CrashChecker()
         self.progress = ProgressChecker(self.held)
-        self.stream = [self.held, self.crash]
+        self.checkers = [factory(world, scheme, scenario) for factory in CHECKERS.values()]
+        self.stream = [self.held] + [c for c in self.checkers if hasattr(c, "on_event")]
+
+    def end(self, procs: list[Any], step: int) -> None:
+        for c in self.checkers:
+            if hasattr(c, "on_end"):
+                c.on_end(procs, step)
 
     def findings(self) -> list[Finding]:
-        return list(self.crash.findings)
+        out: list[Finding] = []
+        for c in self.checkers:
+            out += c.findings()
+        return out
 
 
 def make_sink(events: list[Event] | None, observers: Observers | None) -> Callable[..., None] | None:
@@ -65,16 +75,19 @@ def make_sink(events: list[Event] | None, observers: Observers | None) -> Callab
 
 def run_schedule(scheme_cls: Any, scenario: Any, strategy: Strategy, *, index: int = 0, seed: int = 0,
                  max_steps: int = 50_000, record: bool = True, check: bool = True,
-                 on_step: Callable[[int, str], None] | None = None) -> ScheduleResult:
+                 on_step: Callable[[int, str], None] | None = None,
+                 events: list[Event] | None = None) -> ScheduleResult:
     """Run one schedule in controlled mode and return its outcome, findings and (if ``record``) events.
 
     ``check=False, record=False`` is the benchmark floor: the same stepping with no observer at all.
-    ``on_step`` (replay's comparison hook) is called after every step with the number of events so far.
+    ``on_step`` is called after every step.  ``events``, if given, is the list to record into (so a
+    caller still has the events when the strategy aborts the schedule, as replay does on divergence).
     """
     strategy.begin(seed)
     world, scheme = build_world(scheme_cls, scenario)
-    events: list[Event] | None = [] if record else None
-    observers = Observers() if check else None
+    if events is None and record:
+        events = []
+    observers = Observers(world, scheme, scenario) if check else None
     rt = Runtime(world, scheme, strategy.choose, make_sink(events, observers))
     actors = []
     for spec in scenario.actors:
@@ -116,6 +129,7 @@ def run_schedule(scheme_cls: Any, scenario: Any, strategy: Strategy, *, index: i
         for actor in actors:
             actor._stop()  # noqa: SLF001 - unregister from pykka's registry; no thread to join
     if observers is not None:
+        observers.end(procs, step)
         findings = observers.findings() + findings
     return ScheduleResult(index=index, seed=seed, outcome=outcome, steps=step, findings=findings, events=events,
                           results={p.name: p.results for p in procs if p.kind != "worker"})

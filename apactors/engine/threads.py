@@ -105,7 +105,7 @@ def run_threaded_schedule(scheme_cls: Any, scenario: Any, *, index: int = 0, see
     world, scheme = build_world(scheme_cls, scenario)
     rng = random.Random(seed)
     events: list[tuple] = []
-    observers = Observers()
+    observers = Observers(world, scheme, scenario)
     rt = Runtime(world, scheme, lambda n, label: int(rng.random() * n), make_sink(events, observers))
     runner = _Runner(rt, max_steps, observers)
     refs: list[Any] = []
@@ -144,6 +144,7 @@ def run_threaded_schedule(scheme_cls: Any, scenario: Any, *, index: int = 0, see
             ref.stop(block=True, timeout=5)
         except pykka.Timeout:  # pragma: no cover - a daemon thread stuck in the model; it dies with us
             pass
+    observers.end(rt.procs, rt.step_no)
     findings = observers.findings() + runner.findings
     return ScheduleResult(index=index, seed=seed, outcome=runner.outcome, steps=rt.step_no, findings=findings,
                           events=events, results={p.name: p.results for p in rt.procs if p.kind != "worker"})

@@ -18,9 +18,12 @@ import structlog
 
 
 def _logger(buf: io.StringIO) -> Any:
+    # A plain BoundLogger: trace lines must not pass through the diagnostic logging's level filter.
     return structlog.wrap_logger(
         structlog.PrintLogger(file=buf),
         processors=[structlog.processors.JSONRenderer(sort_keys=True, separators=(",", ":"))],
+        wrapper_class=structlog.BoundLogger,
+        cache_logger_on_first_use=False,
     )
 
 

@@ -1,0 +1,36 @@
+"""Checkers: independent observers of one schedule's event stream.
+
+A checker is made fresh for every schedule by a factory ``factory(world, scheme, scenario)`` registered
+in :data:`CHECKERS`.  It may implement:
+
+* ``on_event(step, proc, op, result, extra)`` — called for every event (keep it cheap: it is on the
+  hot path);
+* ``on_end(procs, step)`` — called once when the schedule ends;
+* ``findings()`` — the findings of this schedule.
+
+Actual deadlocks and hangs are found by :class:`apactors.check.progress.ProgressChecker` at the moment
+the executor finds no enabled actor; it is always on.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from apactors.check.findings import AggregatedFinding, Finding, FindingSet, make_signature
+from apactors.check.progress import CrashChecker, HeldLocks, ProgressChecker
+
+CheckerFactory = Callable[[Any, Any, Any], Any]
+
+#: name -> factory; the order is the order in which checkers see each event
+CHECKERS: dict[str, CheckerFactory] = {
+    "crash": lambda world, scheme, scenario: CrashChecker(),
+}
+
+
+def register_checker(name: str, factory: CheckerFactory) -> None:
+    """Add a checker to every schedule from now on."""
+    CHECKERS[name] = factory
+
+
+__all__ = ["AggregatedFinding", "CHECKERS", "CheckerFactory", "CrashChecker", "Finding", "FindingSet",
+           "HeldLocks", "ProgressChecker", "make_signature", "register_checker"]
