@@ -193,7 +193,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 def _format_step(ev: dict[str, Any]) -> str:
     skip = {"event", "step", "actor", "path", "stack", "op"}
     rest = " ".join(f"{k}={json.dumps(v)}" for k, v in ev.items() if k not in skip)
-    return f"{ev['step']:6d} {ev['actor']:<16} {str(ev.get('path') or '-'):<32} {ev['op']:<10} {rest}"
+    return f"{ev['step']:6d} {ev['actor']:<26} {str(ev.get('path') or '-'):<32} {ev['op']:<10} {rest}"
 
 
 def cmd_scenarios(args: argparse.Namespace) -> int:
