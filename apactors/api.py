@@ -129,13 +129,15 @@ def _trace_name(scenario: Scenario, scheme_id: str, seed: int, index: int) -> st
 def explore(scheme: str | type[Scheme], scenario: str | Path | Scenario, *, strategy: str = "random",
             seed: int = 0, schedules: int = 100, max_steps: int = 50_000, mode: str = "controlled",
             out: str | Path | None = None, keep: str = "failing",
-            progress: Callable[[int, int, int], None] | None = None) -> RunResult:
+            progress: Callable[[int, int, int], None] | None = None, witness_attempts: int = 40) -> RunResult:
     """Run ``schedules`` schedules of ``scenario`` under ``scheme`` and aggregate the findings.
 
     Each schedule ``i`` runs with its own seed derived from (``seed``, ``i``).  Traces of failing
     schedules (``keep="failing"``), of all, or of none are written to ``out``.  An internal error in one
     schedule is recorded in ``errors`` and the other schedules still run.  ``progress(done, total,
-    findings)`` is called after each schedule.
+    findings)`` is called after each schedule.  Every potential deadlock (a lock-graph cycle) is then
+    searched for a witness with up to ``witness_attempts`` directed schedules: a witness makes it
+    ``confirmed`` and its trace (which replays to the actual deadlock) becomes the finding's ``trace``.
     """
     if keep not in KEEP_CHOICES:
         raise ValueError(f"keep must be one of {', '.join(KEEP_CHOICES)}")
@@ -177,6 +179,11 @@ def explore(scheme: str | type[Scheme], scenario: str | Path | Scenario, *, stra
             result.findings.add(f, i, s_seed, trace_path)
         if progress is not None:
             progress(i + 1, schedules, len(result.findings))
+    if witness_attempts > 0:
+        from apactors.check.witness import confirm_all
+
+        confirm_all(result.findings, scheme_cls, scen, out=out_dir if record else None, seed=seed,
+                    attempts=witness_attempts, max_steps=max_steps)
     result.elapsed_s = time.perf_counter() - t0
     return result
 

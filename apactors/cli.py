@@ -72,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="which traces to keep (default: failing)")
     run.add_argument("--json", action="store_true", help="print one JSON document on stdout")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--witness-attempts", type=int, default=40, metavar="N",
+                     help="directed schedules tried to confirm each potential deadlock (0: no search)")
 
     rep = sub.add_parser("replay", help="re-execute a trace and check that it reproduces",
                          description="Re-execute a trace step by step; report its findings, or where the "
@@ -85,6 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     sch = sub.add_parser("schemes", help="list the locking schemes")
     sch.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+
+    from apactors.report.lockdep_cli import add_lockdep_parser
+
+    add_lockdep_parser(sub)
     return parser
 
 
@@ -136,7 +142,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         result = explore(scheme_cls, scenario, strategy=args.strategy, seed=args.seed, schedules=args.schedules,
                          max_steps=args.max_steps, mode=args.mode, out=args.out, keep=args.keep_traces,
-                         progress=progress_cb)
+                         progress=progress_cb, witness_attempts=args.witness_attempts)
     finally:
         if bar is not None:
             bar.stop()
@@ -233,7 +239,14 @@ def cmd_schemes(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"run": cmd_run, "replay": cmd_replay, "scenarios": cmd_scenarios, "schemes": cmd_schemes}
+def cmd_lockdep(args: argparse.Namespace) -> int:
+    from apactors.report.lockdep_cli import cmd_lockdep as run_lockdep
+
+    return run_lockdep(args)
+
+
+COMMANDS = {"run": cmd_run, "replay": cmd_replay, "scenarios": cmd_scenarios, "schemes": cmd_schemes,
+            "lockdep": cmd_lockdep}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -27,10 +27,15 @@ CHECKERS: dict[str, CheckerFactory] = {
 }
 
 
+from apactors.check.lockdep import LockdepChecker  # noqa: E402  (after CHECKERS: it registers itself lazily)
+
+CHECKERS["lockdep"] = lambda world, scheme, scenario: LockdepChecker(world, scheme, scenario)
+
+
 def register_checker(name: str, factory: CheckerFactory) -> None:
     """Add a checker to every schedule from now on."""
     CHECKERS[name] = factory
 
 
 __all__ = ["AggregatedFinding", "CHECKERS", "CheckerFactory", "CrashChecker", "Finding", "FindingSet",
-           "HeldLocks", "ProgressChecker", "make_signature", "register_checker"]
+           "HeldLocks", "LockdepChecker", "ProgressChecker", "make_signature", "register_checker"]

@@ -97,6 +97,11 @@ def event_to_dict(step: int, actor: str, stack: tuple[str, ...], op: Any, result
         d["obj"] = op.obj.vname if op.obj is not None else None
     elif cls is O.NullDeref:
         d["expr"] = op.expr
+    elif hasattr(op, "node"):  # waitdep annotations (apactors.model.waitdep_ops)
+        node = op.node
+        d.update(node=node.cls, instance=node.inst)
+        if getattr(op, "drop", None):
+            d["drop"] = [lk.cls for lk in op.drop]
     if extra:
         d["choices"] = list(extra)
     return d
