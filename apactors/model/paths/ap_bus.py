@@ -302,5 +302,38 @@ class ApBusPaths:
         if changed:
             yield from self.on_scan_complete(k, cur, prev)
 
+    # ------------------------------------------------------------------ apmask / aqmask, AM-0 (pre-E4)
+
+    @path("apmask_store")
+    def apmask_store_am0(self, k: Any, buf: str) -> PathGen:
+        """AM-0 (pre-E4): no driver is asked (no ``in_use`` veto)."""
+        return (yield from self._mask_store_am0(k, buf, adapters=True))
+
+    @path("aqmask_store")
+    def aqmask_store_am0(self, k: Any, buf: str) -> PathGen:
+        return (yield from self._mask_store_am0(k, buf, adapters=False))
+
+    def _mask_store_am0(self, k: Any, buf: str, adapters: bool) -> PathGen:
+        """AM-0 (§5.0.6): ``+ap_perms_mutex`` (interruptible; no signals in the model); parse
+        (absolute or relative, against the current mask) and ``W: ap_perms.apm``; ``-ap_perms_mutex``;
+        ``ap_bus_revise_bindings()``.  A parse error → -EINVAL, mask unchanged, no revision.  The mask
+        is written and the bindings revised whenever the parse succeeds, changed or not."""
+        bus = self.w.bus
+        perms = bus.perms
+        field = "apm" if adapters else "aqm"
+        yield Acquire(bus.perms_lock)
+        try:
+            new = parse_mask_spec(buf, getattr(perms, field))
+        except MaskSyntaxError:
+            rc = -errno.EINVAL
+        else:
+            rc = 0
+            yield Write(perms, field, new, "ap_perms." + field)
+        yield Release(bus.perms_lock)
+        if rc:
+            return rc
+        yield from self.revise_bindings(k)
+        return len(buf)
+
 
 __all__ = ["ApBusPaths", "DEFAULT_DRIVERS", "DRIVERS", "ScanIdle", "ScanPassBegin"]

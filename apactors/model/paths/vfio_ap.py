@@ -1,5 +1,10 @@
-"""The vfio_ap driver of the E4 family in its `latest` form (domain doc §5.5 as changed by §5.6,
-§5.7 and §5.8; whole-matrix filter §7.5.2; asynchronous reset §5.7).
+"""The vfio_ap driver of the E4 family in its `v6.0` form (domain doc §5.5, the full definition of the
+family; the `v6.0` filter §7.5.1; the synchronous queue reset with ``q->reset_rc``).
+
+The later E4 schemes override what their sections change: `v6.8` (§5.7: whole-matrix filter §7.5.2,
+asynchronous reset, hot unplug with reset, deferred probe, ...) in
+:class:`apactors.model.schemes.e4.V6_8`, `latest` (§5.8) in :class:`apactors.model.schemes.latest.Latest`,
+`v18-draft`/`v18-trylock` (§5.10) in :mod:`apactors.model.schemes.e4`.
 
 Reading guide: each method is one kernel function; its docstring names the doc section.  Steps are
 yielded exactly where the doc writes ``R:``, ``W:`` or a lock step; what the doc computes without
@@ -7,9 +12,15 @@ yielded exactly where the doc writes ``R:``, ``W:`` or a lock step; what the doc
 computation at the step before.  Pointer dereferences the doc marks go through ``Read``/``Write``
 so that a freed mdev or queue object or a NULL pointer is caught at that step.
 
-Scheme variants of the E4 family are class attributes or overridable methods:
-``RESET_CHECK_DONE_RCS`` (TAPQ answers that end the reset check), ``GISC_FAIL_RC`` (latest 0x06,
-v6.0-v6.8 0x08), ``irq_enable_on_aqic_07`` (latest: unregister then unpin), ``hot_plug_init_filtered``.
+Small variants of the family are class attributes (data) read by the one implementation here:
+
+* ``GISC_FAIL_RC`` — the AQIC answer when ``kvm_s390_gisc_register`` fails (0x08 up to `v6.8`,
+  0x06 in `latest` and alt-*); ``GISC_FAIL_UNPIN`` — whether that error path unpins the NIB page
+  (`v6.8`+); ``NIB_SHARE_CHECK`` — the PV "NIB page must be shared" check (`v6.8`+);
+  ``irq_enable_otherwise_changed`` — the order of unpin and GISC unregistration on rc 0x07.
+
+Differences in lock steps are explicit overrides in the scheme classes, so that ``apactors scheme
+show`` (which reads the code) prints each scheme's own steps.
 """
 
 from __future__ import annotations
@@ -21,12 +32,12 @@ from apactors.model.hardware import (AP_DEVICE_TYPE_CEX4, AQIC, AQIC_DISABLE, TA
                                      AqicControl, status)
 from apactors.model.locks import WRITE
 from apactors.model.masks import Mask, format_apqn, parse_id
-from apactors.model.ops import (Acquire, Alloc, Block, Free, Insn, Note, NullDeref, QueueWork, Read,
-                                Release, Sleep, Update, Write, acquire_via)
-from apactors.model.paths.common import (GUEST_MEMORY, PAGE_SHIFT, PinPage, UnpinPage, WorkDone, mask_with,
+from apactors.model.ops import (Acquire, Alloc, Free, Insn, Note, NullDeref, Read, Release, Sleep, Update,
+                                Write, acquire_via)
+from apactors.model.paths.common import (GUEST_MEMORY, PAGE_SHIFT, PinPage, UnpinPage, mask_with,
                                          mask_without, qtable_add, qtable_del, tuple_append, tuple_remove)
 from apactors.model.schemes.base import PathGen, path
-from apactors.model.world import NO_ISC, HostConfig, MatrixMdev, VfioApQueue, WorkItem
+from apactors.model.world import NO_ISC, HostConfig, MatrixMdev, VfioApQueue
 
 HOOK_NAME = "vfio_ap_handle_pqap"  #: the method KVM calls through ``mdev->pqap_hook``
 
@@ -55,31 +66,48 @@ def _apqns(apm: Mask, aqm: Mask) -> str:
     return ", ".join(format_apqn(a << 8 | d) for a in apm for d in aqm)
 
 
+class ShadowMask:
+    """An argument of the `v6.0` ``filter_matrix`` that *is* a shadow mask of the mdev (§5.5
+    ``hot_plug_cfg``): argument and shadow are the same memory, so the filter sees the mask as it
+    recomputed it [I].  Resolved inside ``filter_matrix``, after its writes."""
+
+    __slots__ = ("field",)
+
+    def __init__(self, field: str) -> None:
+        self.field = field
+
+    def __repr__(self) -> str:
+        return f"&shadow_apcb.{self.field}"
+
+
+SHADOW_APM = ShadowMask("apm")
+SHADOW_AQM = ShadowMask("aqm")
+
+
 class VfioApE4Paths:
-    """vfio_ap (E4, `latest` forms).  Needs the KVM mixin (set/clear masks, GISC, VM references)."""
+    """vfio_ap (E4, `v6.0` forms).  Needs the KVM mixin (set/clear masks, GISC, VM references)."""
 
-    RESET_CHECK_DONE_RCS: tuple[int, ...] = (0x00, 0x03, 0x04)  #: latest: 0x04 counts as done [U]
-    GISC_FAIL_RC = 0x06  #: latest, alt-*: GISC registration failure answers 0x06
-    hot_plug_init_filtered = True  #: latest: hot_plug_cfg starts with apm_filtered := ∅
+    GISC_FAIL_RC = 0x08  #: v5.15 [U], v6.0, v6.2-rc, v18-*, v6.8: 0x08; latest, alt-*: 0x06
+    GISC_FAIL_UNPIN = False  #: v6.8+: the GISC failure path unpins the NIB page
+    NIB_SHARE_CHECK = False  #: v6.8+ (f88fb1335733): a protected vCPU's NIB page must be shared
 
-    # ================================================================== update-lock functions (§5.5, §5.8)
+    # ================================================================== update-lock functions (§5.5)
 
     @path("get_update_locks_for_kvm")
     def get_update_locks_for_kvm(self, k: Any, kvm: Any) -> PathGen:
-        """latest: ``+guests_lock; if kvm: +kvm->lock, +pqap_hook_rwsem(w); +mdevs_lock``."""
+        """v6.0: ``+guests_lock; if kvm: +kvm->lock; +mdevs_lock``."""
         w = self.w
         yield Acquire(w.guests_lock)
         if kvm is not None:
             yield Acquire(kvm.lock, WRITE, owner=kvm)
-            yield Acquire(kvm.pqap_hook_rwsem, WRITE, owner=kvm)
         yield Acquire(w.mdevs_lock)
 
     @path("release_update_locks_for_kvm")
     def release_update_locks_for_kvm(self, k: Any, kvm: Any) -> PathGen:
+        """v6.0: ``-mdevs_lock; if kvm: -kvm->lock; -guests_lock``."""
         w = self.w
         yield Release(w.mdevs_lock)
         if kvm is not None:
-            yield Release(kvm.pqap_hook_rwsem, WRITE)
             yield Release(kvm.lock)
         yield Release(w.guests_lock)
 
@@ -193,27 +221,30 @@ class VfioApE4Paths:
             yield from self.set_masks(k, kvm, mdev.shadow_apcb)
 
     @path("vfio_ap_mdev_filter_matrix")
-    def filter_matrix(self, k: Any, mdev: Any) -> PathGen:
-        """Whole-matrix filter (§7.5.2).  → ``(changed, apm_filtered)``."""
+    def filter_matrix(self, k: Any, apm_arg: Any, aqm_arg: Any, mdev: Any) -> PathGen:
+        """`v6.0` filter (§7.5.1): inspects only the APQNs ``apm_arg × aqm_arg`` the caller passes;
+        a queue whose last reset failed (``q->reset_rc ≠ 0``) counts as missing.  An argument may be
+        :data:`SHADOW_APM` / :data:`SHADOW_AQM` (the shadow mask itself, seen after the recompute).
+        → ``shadow.apm ≠ prev_apm or shadow.aqm ≠ prev_aqm``."""
         shadow = mdev.shadow_apcb
         matrix = mdev.matrix
         info = self.w.matrix_dev.info
         prev_apm, prev_aqm = shadow.apm, shadow.aqm
         yield Write(shadow, "limits", info_limits(info), "matrix_mdev->shadow_apcb")
-        apm_filtered = Mask.EMPTY
         yield Write(shadow, "apm", matrix.apm & info.apm, "matrix_mdev->shadow_apcb.apm")
         yield Write(shadow, "aqm", matrix.aqm & info.aqm, "matrix_mdev->shadow_apcb.aqm")
+        if isinstance(apm_arg, ShadowMask):
+            apm_arg = getattr(shadow, apm_arg.field)
+        if isinstance(aqm_arg, ShadowMask):
+            aqm_arg = getattr(shadow, aqm_arg.field)
         qtable = mdev.qtable
-        aqm = shadow.aqm
-        for apid in shadow.apm:
-            for apqi in aqm:
+        for apid in apm_arg:
+            for apqi in aqm_arg:
                 q = qtable.get(apid << 8 | apqi)
-                if q is None or q.reset_status != 0:
+                if q is None or q.reset_rc != 0:
                     yield Update(shadow, "apm", mask_without, apid, "matrix_mdev->shadow_apcb.apm")
-                    if apid in prev_apm:
-                        apm_filtered = apm_filtered.with_id(apid)
                     break
-        return (shadow.apm != prev_apm or shadow.aqm != prev_aqm), apm_filtered
+        return shadow.apm != prev_apm or shadow.aqm != prev_aqm
 
     @path("vfio_ap_mdev_filter_cdoms")
     def filter_cdoms(self, k: Any, mdev: Any) -> PathGen:
@@ -254,7 +285,7 @@ class VfioApE4Paths:
                 return -errno.EADDRINUSE
         return 0
 
-    # ================================================================== interrupts (§5.5, §5.8, §6.4)
+    # ================================================================== interrupts (§5.5, §6.4)
 
     @path("vfio_ap_free_aqic_resources")
     def free_aqic_resources(self, k: Any, q: Any) -> PathGen:
@@ -300,6 +331,7 @@ class VfioApE4Paths:
 
     @path("vfio_ap_irq_disable")
     def irq_disable(self, k: Any, q: Any) -> PathGen:
+        """As `v5.10` with the E4 ``free_aqic_resources``; the end does not write ``q->matrix_mdev``."""
         apqn = q.apqn
         st: ApStatus = status(0x01)
         for _attempt in range(6):
@@ -320,7 +352,8 @@ class VfioApE4Paths:
 
     @path("vfio_ap_irq_enable")
     def irq_enable(self, k: Any, q: Any, isc: int, vcpu: Any) -> PathGen:
-        """latest (§5.5 with §5.7 and the 2025 error paths of §5.8)."""
+        """§5.5; with ``NIB_SHARE_CHECK`` the PV share check of §5.7, with ``GISC_FAIL_UNPIN`` the
+        unpin on GISC failure (§5.7), answering ``GISC_FAIL_RC`` (0x08; `latest` 0x06)."""
         nib = vcpu.regs[2]
         if nib == 0 or nib >= GUEST_MEMORY:
             yield Note("debug", f"vfio_ap: {q.name}: invalid NIB {nib:#x}")
@@ -337,14 +370,16 @@ class VfioApE4Paths:
         kvm = yield Read(mdev, "kvm", "q->matrix_mdev->kvm")
         if kvm is None:
             yield NullDeref("q->matrix_mdev->kvm->arch.gisa_int.origin")
-        if vcpu.pv and page not in kvm.shared_pages:  # uv_pin_shared fails: the page is not shared
+        if self.NIB_SHARE_CHECK and vcpu.pv and page not in kvm.shared_pages:
+            # uv_pin_shared fails: the page is not shared
             yield Note("debug", f"vfio_ap: {q.name}: NIB {nib:#x} of a protected guest is not shared")
             yield UnpinPage(vdev, page, "&q->matrix_mdev->vdev")
             return status(0x06)
         nisc = yield from self.gisc_register(k, kvm, isc)
         if nisc < 0:
             yield Note("debug", f"vfio_ap: {q.name}: gisc registration failed: nisc={nisc}")
-            yield UnpinPage(vdev, page, "&q->matrix_mdev->vdev")
+            if self.GISC_FAIL_UNPIN:
+                yield UnpinPage(vdev, page, "&q->matrix_mdev->vdev")
             return status(self.GISC_FAIL_RC)
         ctl = AqicControl(ir=1, gisc=isc, isc=nisc, gisa=kvm.gisa >> 4, nib=nib)
         st = yield Insn_aqic(q.apqn, ctl)
@@ -362,9 +397,9 @@ class VfioApE4Paths:
         return st
 
     def irq_enable_otherwise_changed(self, k: Any, kvm: Any, isc: int, vdev: Any, page: int) -> PathGen:
-        """rc 0x07, latest: ``gisc_unregister`` first, then unpin."""
-        yield from self.gisc_unregister(k, kvm, isc)
+        """rc 0x07, `v6.0`-`v6.8`: unpin, then ``gisc_unregister``."""
         yield UnpinPage(vdev, page, "&q->matrix_mdev->vdev")
+        yield from self.gisc_unregister(k, kvm, isc)
 
     # ================================================================== the PQAP handler (§5.5)
 
@@ -402,115 +437,79 @@ class VfioApE4Paths:
         yield Release(w.mdevs_lock)
         return 0
 
-    # ================================================================== queue resets (§5.7 async)
+    # ================================================================== queue resets (v6.0: synchronous)
 
     @path("vfio_ap_mdev_reset_queue")
-    def reset_queue(self, k: Any, q: Any) -> PathGen:
-        st = yield Insn_zapq(q.apqn)
-        rc = st.rc
-        yield Write(q, "reset_status", rc, "q->reset_status")
-        if rc in (0x00, 0x02, 0x05, 0x0A):
-            yield QueueWork(q.reset_work)
-        elif rc == 0x03:
-            yield Write(q, "reset_status", 0, "q->reset_status.response_code")
-            yield from self.free_aqic_resources(k, q)
-        else:
-            yield Note("warn", f"vfio_ap: {q.name}: ZAPQ failed with invalid rc={rc:#04x}")
-
-    @path("flush_work")
-    def flush_work(self, k: Any, item: Any) -> PathGen:
-        """Acquire and release the work's lockdep map, then wait for the queued/running run."""
-        yield Acquire(item.map)
-        yield Release(item.map)
-        yield Block(WorkDone(item))
+    def reset_queue(self, k: Any, q: Any, retry: int = 1) -> PathGen:
+        """`v6.0`: `v5.11`'s synchronous reset plus ``W: q->reset_rc`` after every ZAPQ [I]; rc 0x05
+        is "other" (-EIO, no release) [U].  → 0, -EBUSY or -EIO."""
+        if q is None:
+            return 0
+        apqn = q.apqn
+        while True:
+            st = yield Insn_zapq(apqn)
+            rc = st.rc
+            yield Write(q, "reset_rc", rc, "q->reset_rc")
+            if rc == 0x00:
+                ret = 0
+                break
+            if rc == 0x02:
+                if retry > 0:
+                    retry -= 1
+                    yield Sleep(20)
+                    continue
+                ret = -errno.EBUSY
+                break
+            if rc in (0x01, 0x03, 0x04):
+                if st.irq_enabled:
+                    yield Note("warn", f"vfio_ap: {q.name}: WARN_ON_ONCE(status.irq_enabled)")
+                yield from self.free_aqic_resources(k, q)
+                return -errno.EBUSY
+            yield Note("warn", f"vfio_ap: {q.name}: PQAP/ZAPQ completed with invalid rc ({rc:#x})")
+            return -errno.EIO
+        # wait for the reset to take effect: at most 2 rounds
+        held_first = True
+        for rnd in range(2):
+            if st.queue_empty and not st.irq_enabled:
+                break
+            held_first = False
+            yield Sleep(20)
+            st = yield Insn_tapq(apqn)
+        if not held_first:
+            yield Note("warn", f"vfio_ap: {q.name}: WARN_ON_ONCE(retry2 <= 0): reset not complete")
+        yield from self.free_aqic_resources(k, q)
+        return ret
 
     @path("vfio_ap_mdev_reset_queues")
     def reset_queues(self, k: Any, mdev: Any) -> PathGen:
-        for q in tuple(mdev.qtable.values()):
-            yield from self.reset_queue(k, q)
+        """`v6.0`: ``reset_queue(q, 1)`` for each q in ``qtable``; the first error is returned."""
         rc = 0
         for q in tuple(mdev.qtable.values()):
-            yield from self.flush_work(k, q.reset_work)
-            rs = yield Read(q, "reset_status", "q->reset_status.response_code")
-            if rs != 0:
-                rc = -errno.EIO
+            ret = yield from self.reset_queue(k, q, 1)
+            if ret and not rc:
+                rc = ret
         return rc
 
-    @path("vfio_ap_mdev_reset_qlist")
-    def reset_qlist(self, k: Any, qlist: list) -> PathGen:
-        for q in qlist:
-            yield from self.reset_queue(k, q)
-        rc = 0
-        for q in qlist:
-            yield from self.flush_work(k, q.reset_work)
-            rs = yield Read(q, "reset_status", "q->reset_status.response_code")
-            if rs != 0:
-                rc = -errno.EIO
-        return rc
-
-    @path("reset_queues_for_apids")
-    def reset_queues_for_apids(self, k: Any, mdev: Any, apm_reset: Mask) -> PathGen:
-        if not apm_reset:
-            return 0
-        qlist: list = []
-        md = self.w.matrix_dev
-        for apid in apm_reset:
-            info = yield Read(md, "info", "matrix_dev->info.apm")
-            if apid not in info.apm:
-                continue
-            aqm = yield Read(mdev.shadow_apcb, "aqm", "matrix_mdev->shadow_apcb.aqm")
-            qtable = mdev.qtable
-            for apqi in aqm:
-                q = qtable.get(apid << 8 | apqi)
-                if q is not None:
-                    qlist.append(q)
-        return (yield from self.reset_qlist(k, qlist))
-
-    @path("apq_reset_check")
-    def apq_reset_check(self, k: Any, q: Any) -> PathGen:
-        """The reset-check work (worker; takes no vfio_ap lock)."""
-        done_rcs = self.RESET_CHECK_DONE_RCS
-        while True:
-            yield Sleep(20)
-            st = yield Insn_tapq(q.apqn)
-            rc = st.rc
-            if rc in done_rcs:
-                ret = 0
-            elif rc in (0x02, 0x05):
-                continue  # -EBUSY (a rate-limited "waited N ms" notice, not modelled)
-            elif rc in (0x35, 0x36):
-                ret = -errno.EAGAIN
-            else:
-                yield Note("warn", f"vfio_ap: {q.name}: reset check: TAPQ rc {rc:#04x}")
-                return
-            if ret == -errno.EAGAIN:
-                requeue = True
-            else:
-                rs = yield Read(q, "reset_status", "q->reset_status.response_code")
-                requeue = rs in _ANY_RESET_REQUEUE
-            if requeue:
-                st = yield Insn_zapq(q.apqn)
-                yield Write(q, "reset_status", st.rc, "q->reset_status")
-                continue
-            if rc == 0x03:
-                yield Write(q, "reset_status", 0, "q->reset_status.response_code")
-            isc = yield Read(q, "saved_isc", "q->saved_isc")
-            if isc != NO_ISC:
-                yield from self.free_aqic_resources(k, q)
-            return
-
-    # ================================================================== set_kvm / unset_kvm (§5.8)
+    # ================================================================== set_kvm / unset_kvm (§5.5)
 
     @path("vfio_ap_mdev_set_kvm")
     def set_kvm(self, k: Any, mdev: Any, kvm: Any) -> PathGen:
+        """`v6.0`: the hook is set under ``pqap_hook_rwsem(w)`` *before* the update locks; then the
+        "another mdev has this VM" test (-EPERM, the hook stays set)."""
         crycbd = yield Read(kvm, "crycbd", "kvm->arch.crypto.crycbd")
         if crycbd:
-            yield from self.get_update_locks_for_kvm(k, kvm)
-            h = yield Read(kvm, "pqap_hook", "kvm->arch.crypto.pqap_hook")
-            if h is not None:
-                yield from self.release_update_locks_for_kvm(k, kvm)
-                return -errno.EPERM
+            rwsem = kvm.pqap_hook_rwsem
+            yield Acquire(rwsem, WRITE, owner=kvm)
             yield Write(kvm, "pqap_hook", mdev, "kvm->arch.crypto.pqap_hook")
+            yield Release(rwsem, WRITE)
+            yield from self.get_update_locks_for_kvm(k, kvm)
+            for m in self.w.matrix_dev.mdev_list:
+                if m is mdev:
+                    continue
+                mk = yield Read(m, "kvm", "m->kvm")
+                if mk is kvm:
+                    yield from self.release_update_locks_for_kvm(k, kvm)
+                    return -errno.EPERM
             yield from self.kvm_get_kvm(k, kvm)
             yield Write(mdev, "kvm", kvm, "matrix_mdev->kvm")
             yield from self.update_guest_apcb(k, mdev)
@@ -519,19 +518,24 @@ class VfioApE4Paths:
 
     @path("vfio_ap_mdev_unset_kvm")
     def unset_kvm(self, k: Any, mdev: Any) -> PathGen:
+        """`v6.0`: hook cleared under ``pqap_hook_rwsem(w)`` before the update locks; ``kvm_put_kvm``
+        under them."""
         kvm = yield Read(mdev, "kvm", "matrix_mdev->kvm")  # no lock
         if kvm is None:
             return
         crycbd = yield Read(kvm, "crycbd", "kvm->arch.crypto.crycbd")
         if not crycbd:
             return
-        yield from self.get_update_locks_for_kvm(k, kvm)
+        rwsem = kvm.pqap_hook_rwsem
+        yield Acquire(rwsem, WRITE, owner=kvm)
         yield Write(kvm, "pqap_hook", None, "kvm->arch.crypto.pqap_hook")
+        yield Release(rwsem, WRITE)
+        yield from self.get_update_locks_for_kvm(k, kvm)
         yield from self.clear_masks(k, kvm)
         yield from self.reset_queues(k, mdev)
+        yield from self.kvm_put_kvm(k, kvm)
         yield Write(mdev, "kvm", None, "matrix_mdev->kvm")
         yield from self.release_update_locks_for_kvm(k, kvm)
-        yield from self.kvm_put_kvm(k, kvm)
 
     # ================================================================== vfio device callbacks
 
@@ -568,7 +572,7 @@ class VfioApE4Paths:
 
     @path("vfio_ap_mdev_request")
     def request(self, k: Any, mdev: Any, count: int) -> PathGen:
-        """As v6.0 (no lock) [modelling choice of §5.8]."""
+        """No lock (§5.5)."""
         trigger = yield Read(mdev, "req_trigger", "matrix_mdev->req_trigger")
         if trigger is not None:
             return  # eventfd_signal: the VMM is asked to release the device
@@ -591,16 +595,14 @@ class VfioApE4Paths:
 
     @path("vfio_ap_mdev_probe")
     def mdev_create(self, k: Any, mdev: Any) -> PathGen:
-        """latest: list add under guests_lock and mdevs_lock [I, §5.8]."""
+        """`v6.0`: allocate, register, ``W: req_trigger := NULL``; list add under guests_lock."""
         w = self.w
         yield Alloc(mdev)
         w.mdevs[mdev.name] = mdev  # registered: visible to the vfio core from this step on
         yield Write(mdev, "req_trigger", None, "matrix_mdev->req_trigger")
         yield Acquire(w.guests_lock)
-        yield Acquire(w.mdevs_lock)
         yield Update(w.matrix_dev, "mdev_list", tuple_append, mdev, "matrix_dev->mdev_list")
         mdev.in_list = True
-        yield Release(w.mdevs_lock)
         yield Release(w.guests_lock)
         return 0
 
@@ -623,10 +625,11 @@ class VfioApE4Paths:
         yield Release(w.guests_lock)
         yield Free(mdev)  # the final put of the vfio device frees the mdev
 
-    # ================================================================== sysfs stores (§5.5, §5.7)
+    # ================================================================== sysfs stores (§5.5)
 
     @path("assign_adapter_store")
     def assign_adapter_store(self, k: Any, mdev: Any, buf: str) -> PathGen:
+        """``+ap_perms_mutex`` first, then the update locks for the mdev."""
         perms_lock = self.w.bus.perms_lock
         yield Acquire(perms_lock)
         yield from self.get_update_locks_for_mdev(k, mdev)
@@ -646,7 +649,8 @@ class VfioApE4Paths:
         return rc
 
     def _assign(self, k: Any, mdev: Any, buf: str, adapter: bool) -> PathGen:
-        """The body of assign_adapter/assign_domain with the locks held (v6.8 form)."""
+        """The body of assign_adapter/assign_domain with the locks held (`v6.0` form): the filter
+        inspects ``{apid} × R: matrix.aqm`` (``R: matrix.apm × {apqi}``)."""
         try:
             ident = parse_id(buf)
         except ValueError:
@@ -657,7 +661,7 @@ class VfioApE4Paths:
         if ident > limit:
             return -errno.ENODEV
         if ident in getattr(matrix, field):
-            return len(buf)
+            return len(buf)  # [U] already assigned → count
         expr = "matrix_mdev->matrix." + field
         yield Update(matrix, field, mask_with, ident, expr)
         rc = yield from self.validate_masks(k, mdev, matrix.apm, matrix.aqm)
@@ -666,12 +670,14 @@ class VfioApE4Paths:
             return rc
         if adapter:
             yield from self.link_adapter(k, mdev, ident)
+            aqm = yield Read(matrix, "aqm", "matrix_mdev->matrix.aqm")
+            changed = yield from self.filter_matrix(k, Mask.EMPTY.with_id(ident), aqm, mdev)
         else:
             yield from self.link_domain(k, mdev, ident)
-        changed, apm_filtered = yield from self.filter_matrix(k, mdev)
+            apm = yield Read(matrix, "apm", "matrix_mdev->matrix.apm")
+            changed = yield from self.filter_matrix(k, apm, Mask.EMPTY.with_id(ident), mdev)
         if changed:
             yield from self.update_guest_apcb(k, mdev)
-            yield from self.reset_queues_for_apids(k, mdev, apm_filtered)
         return len(buf)
 
     @path("unassign_adapter_store")
@@ -689,7 +695,8 @@ class VfioApE4Paths:
         return rc
 
     def _unassign(self, k: Any, mdev: Any, buf: str, adapter: bool) -> PathGen:
-        """Hot unplug with reset (v6.8 form of unassign_adapter / unassign_domain)."""
+        """`v6.0` form: clear the bit, unlink the queues both ways [I], clear the shadow bit and hot
+        unplug.  No queue reset."""
         try:
             ident = parse_id(buf)
         except ValueError:
@@ -702,27 +709,18 @@ class VfioApE4Paths:
         if ident > limit:
             return -errno.ENODEV
         if ident not in getattr(matrix, field):
-            return len(buf)
+            return len(buf)  # [U] not assigned → count
         yield Update(matrix, field, mask_without, ident, "matrix_mdev->matrix." + field)
-        qlist: list = []
-        others = yield Read(matrix, other, "matrix_mdev->matrix." + other)
-        for o in others:
-            apid, apqi = (ident, o) if adapter else (o, ident)
-            q = mdev.qtable.get(apid << 8 | apqi)
+        for o in getattr(matrix, other):
+            apqn = (ident << 8 | o) if adapter else (o << 8 | ident)
+            q = mdev.qtable.get(apqn)
             if q is None:
                 continue
-            sapm = yield Read(shadow, "apm", "matrix_mdev->shadow_apcb.apm")
-            if apid in sapm:
-                saqm = yield Read(shadow, "aqm", "matrix_mdev->shadow_apcb.aqm")
-                if apqi in saqm:
-                    qlist.append(q)
             yield from self.unlink_queue_fr_mdev(k, q, mdev)
+            yield from self.unlink_mdev_fr_queue(k, q)
         if ident in getattr(shadow, field):
             yield Update(shadow, field, mask_without, ident, "matrix_mdev->shadow_apcb." + field)
             yield from self.update_guest_apcb(k, mdev)
-        yield from self.reset_qlist(k, qlist)
-        for q in qlist:
-            yield from self.unlink_mdev_fr_queue(k, q)
         return len(buf)
 
     @path("assign_control_domain_store")
@@ -801,33 +799,40 @@ class VfioApE4Paths:
 
     @path("vfio_ap_mdev_cfg_remove")
     def cfg_remove(self, k: Any, ap_remove: Mask, aq_remove: Mask, cd_remove: Mask) -> PathGen:
-        """latest: the VM lock only when the mdev has a VM; do_remove fresh for each mdev."""
+        """`v6.0`: ``+k->lock`` with no test of ``k``; ``do_remove`` initialised once before the
+        loop; ``cdrem`` is the set difference ``cd_remove − matrix.adm``."""
         w = self.w
+        do_remove = False
         for m in w.matrix_dev.mdev_list:
             kvm = yield Read(m, "kvm", "matrix_mdev->kvm")
-            if kvm is not None:
-                yield acquire_via(kvm, "lock", "matrix_mdev->kvm->lock")
+            yield acquire_via(kvm, "lock", "matrix_mdev->kvm->lock")
             yield Acquire(w.mdevs_lock)
             matrix = m.matrix
-            aprem = ap_remove & matrix.apm
-            aqrem = aq_remove & matrix.aqm
-            cdrem = cd_remove & matrix.adm
-            if aprem or aqrem or cdrem:
+            a = yield Read(matrix, "apm", "matrix_mdev->matrix.apm")
+            aprem = ap_remove & a
+            do_remove |= bool(aprem)
+            a = yield Read(matrix, "aqm", "matrix_mdev->matrix.aqm")
+            aqrem = aq_remove & a
+            do_remove |= bool(aqrem)
+            a = yield Read(matrix, "adm", "matrix_mdev->matrix.adm")
+            cdrem = cd_remove - a
+            do_remove |= bool(cdrem)
+            if do_remove:
                 yield from self.hot_unplug_cfg(k, m, aprem, aqrem, cdrem)
             yield Release(w.mdevs_lock)
-            if kvm is not None:
-                yield Release(kvm.lock)
+            yield Release(kvm.lock)
 
     @path("vfio_ap_mdev_hot_unplug_cfg")
     def hot_unplug_cfg(self, k: Any, m: Any, aprem: Mask, aqrem: Mask, cdrem: Mask) -> PathGen:
-        """latest [I, §5.8]: hot plug when a shadow mask *changed*."""
+        """`v6.0`: plug when a shadow mask is non-empty after the removal [I: the value the bitmap
+        "and-not" routine returns]."""
         shadow = m.shadow_apcb
         do_hotplug = False
         for field, rem in (("apm", aprem), ("aqm", aqrem), ("adm", cdrem)):
             if rem:
-                old = getattr(shadow, field)
-                yield Write(shadow, field, old - rem, "matrix_mdev->shadow_apcb." + field)
-                do_hotplug |= bool(old & rem)
+                new = getattr(shadow, field) - rem
+                yield Write(shadow, field, new, "matrix_mdev->shadow_apcb." + field)
+                do_hotplug |= bool(new)
         if do_hotplug:
             yield from self.update_guest_apcb(k, m)
 
@@ -878,79 +883,75 @@ class VfioApE4Paths:
 
     @path("vfio_ap_mdev_hot_plug_cfg")
     def hot_plug_cfg(self, k: Any, m: Any) -> PathGen:
-        """latest: ``apm_filtered := ∅`` first; the VM lock only when the mdev has a VM."""
+        """`v6.0` form: ``+k->lock`` with no test of ``k``; the `v6.0` filter on the added subsets
+        (a shadow mask passed as an argument is seen after the recompute)."""
         w = self.w
-        apm_filtered: Mask | None = Mask.EMPTY if self.hot_plug_init_filtered else None
         kvm = yield Read(m, "kvm", "matrix_mdev->kvm")
-        if kvm is not None:
-            yield acquire_via(kvm, "lock", "matrix_mdev->kvm->lock")
+        yield acquire_via(kvm, "lock", "matrix_mdev->kvm->lock")
         yield Acquire(w.mdevs_lock)
         matrix = m.matrix
         a = yield Read(matrix, "apm", "matrix_mdev->matrix.apm")
         b = yield Read(m, "apm_add", "matrix_mdev->apm_add")
-        fa = bool(a & b)
+        apm = a & b
         a = yield Read(matrix, "aqm", "matrix_mdev->matrix.aqm")
         b = yield Read(m, "aqm_add", "matrix_mdev->aqm_add")
-        fd = bool(a & b)
+        aqm = a & b
+        if apm and aqm:
+            do_hotplug = yield from self.filter_matrix(k, apm, aqm, m)
+        elif apm:
+            do_hotplug = yield from self.filter_matrix(k, apm, SHADOW_AQM, m)
+        else:
+            do_hotplug = yield from self.filter_matrix(k, SHADOW_APM, aqm, m)
         a = yield Read(matrix, "adm", "matrix_mdev->matrix.adm")
         b = yield Read(m, "adm_add", "matrix_mdev->adm_add")
-        fc = bool(a & b)
-        do_hotplug = False
-        if fa or fd:
-            do_hotplug, apm_filtered = yield from self.filter_matrix(k, m)
-        if fc:
+        if a & b:
             do_hotplug |= (yield from self.filter_cdoms(k, m))
         if do_hotplug:
             yield from self.update_guest_apcb(k, m)
-        if apm_filtered is None:  # v6.8: the local was never written (§0.2 rule 3)
-            yield Note("undefined", "apm_filtered read before it was written (hot_plug_cfg)")
-            apm_filtered = Mask.EMPTY
-        yield from self.reset_queues_for_apids(k, m, apm_filtered)
         yield Release(w.mdevs_lock)
-        if kvm is not None:
-            yield Release(kvm.lock)
+        yield Release(kvm.lock)
 
     # ================================================================== queue driver probe / remove
 
-    @path("vfio_ap_mdev_probe_queue")
-    def queue_probe(self, k: Any, qdev: Any) -> PathGen:
-        """[device_lock(qdev) held; gate passed; qdev in ap_queues] (v6.8/latest form)."""
+    def new_queue(self, apqn: int) -> VfioApQueue:
+        """The object ``queue_probe`` allocates (zeroed; alive from its ``Alloc`` step)."""
         w = self.w
-        apqn = qdev.apqn
         serial = w.queue_serial.get(apqn, 0)
         w.queue_serial[apqn] = serial + 1
         q = VfioApQueue(apqn, serial)
         q.freed = True  # comes to life at its Alloc step
-        q.reset_work = WorkItem(f"{q.name}.reset_work", q, self.apq_reset_check, (q,))
+        return q
+
+    @path("vfio_ap_mdev_probe_queue")
+    def queue_probe(self, k: Any, qdev: Any) -> PathGen:
+        """[device_lock(qdev) held; gate passed; qdev in ap_queues] (`v6.0` form: the filter over
+        ``R: matrix.apm × R: matrix.aqm``)."""
+        apqn = qdev.apqn
+        q = self.new_queue(apqn)
         yield Alloc(q)
         yield Write(q, "apqn", apqn, "q->apqn")
         yield Write(q, "saved_isc", NO_ISC, "q->saved_isc")
-        yield Write(q, "reset_status", 0, "q->reset_status")
         mdev = yield from self.get_update_locks_by_apqn(k, apqn)
         if mdev is not None:
             yield from self.link_queue(k, mdev, q)
-            pending = yield Read(mdev, "apm_add", "matrix_mdev->apm_add")
-            if not pending:
-                pending = yield Read(mdev, "aqm_add", "matrix_mdev->aqm_add")
-            if not pending:
-                changed, apm_filtered = yield from self.filter_matrix(k, mdev)
-                if changed:
-                    yield from self.update_guest_apcb(k, mdev)
-                    yield from self.reset_queues_for_apids(k, mdev, apm_filtered)
+            apm = yield Read(mdev.matrix, "apm", "matrix_mdev->matrix.apm")
+            aqm = yield Read(mdev.matrix, "aqm", "matrix_mdev->matrix.aqm")
+            if (yield from self.filter_matrix(k, apm, aqm, mdev)):
+                yield from self.update_guest_apcb(k, mdev)
         yield Write(qdev, "drvdata", q, "dev_set_drvdata(&queue->ap_dev.device)")
         yield from self.release_update_locks_for_mdev(k, mdev)
         return 0
 
     @path("vfio_ap_mdev_remove_queue")
     def queue_remove(self, k: Any, qdev: Any) -> PathGen:
-        """[device_lock(qdev) held] (v6.8/latest form)."""
-        w = self.w
+        """[device_lock(qdev) held] (`v6.0` form): unplug the adapter if the queue is in the guest,
+        then ``reset_queue(q, 1)`` with no host-configuration test."""
         q = yield Read(qdev, "drvdata", "dev_get_drvdata(&queue->ap_dev.device)")
         yield from self.get_update_locks_for_queue(k, q)
         mdev = yield Read(q, "matrix_mdev", "q->matrix_mdev")
         apid, apqi = q.apqn >> 8, q.apqn & 0xFF
-        unplugged = False
         if mdev is not None:
+            yield from self.unlink_queue_fr_mdev(k, q, mdev)
             shadow = mdev.shadow_apcb
             sapm = yield Read(shadow, "apm", "matrix_mdev->shadow_apcb.apm")
             if apid in sapm:
@@ -958,18 +959,10 @@ class VfioApE4Paths:
                 if apqi in saqm:
                     yield Update(shadow, "apm", mask_without, apid, "matrix_mdev->shadow_apcb.apm")
                     yield from self.update_guest_apcb(k, mdev)
-                    yield from self.reset_queues_for_apids(k, mdev, Mask.EMPTY.with_id(apid))
-                    unplugged = True
-        if not unplugged:
-            info = yield Read(w.matrix_dev, "info", "matrix_dev->info")
-            if apid in info.apm and apqi in info.aqm:
-                yield from self.reset_queue(k, q)
-                yield from self.flush_work(k, q.reset_work)
-        if mdev is not None:
-            yield from self.unlink_queue_fr_mdev(k, q, mdev)
+        yield from self.reset_queue(k, q, 1)
         yield Write(qdev, "drvdata", None, "dev_set_drvdata(&queue->ap_dev.device)")
         yield Free(q)
         yield from self.release_update_locks_for_mdev(k, mdev)
 
 
-__all__ = ["HOOK_NAME", "VfioApE4Paths", "info_limits"]
+__all__ = ["HOOK_NAME", "SHADOW_APM", "SHADOW_AQM", "ShadowMask", "VfioApE4Paths", "info_limits"]

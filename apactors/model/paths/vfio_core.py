@@ -1,6 +1,10 @@
 """vfio core, mdev core and kvm-vfio wrappers around the driver callbacks (domain doc §4.3, §5.0.5,
-§5.6, §5.7), in the E4 form of `v6.8` / `latest` (``kvm_ref_lock``; the device holds a VM reference
-from first open to last close).
+§5.5) in the E4 form of `v6.0`: the group's kvm pointer is guarded by ``group_lock``, the first open
+copies it into ``vdev->kvm`` without a VM reference, and the kvm-vfio device has no ``release``
+callback (modelling choice of §4.3: the group detach runs at once, without ``kvm->lock``).
+
+`v6.2-rc` (§5.6) overrides ``kvm_vfio_release`` and `v6.8` (§5.7, ``kvm_ref_lock``) ``vfio_open``,
+``vfio_close`` and ``vfio_file_set_kvm`` in :mod:`apactors.model.schemes.e4`.
 """
 
 from __future__ import annotations
@@ -21,26 +25,21 @@ class VfioCoreE4Paths:
 
     @path("vfio_device_group_open")
     def vfio_open(self, k: Any, mdev: Any) -> PathGen:
-        """``+group_lock; +dev_set->lock; +kvm_ref_lock`` (VM reference for the device) ...; → rc."""
+        """`v6.0`: ``+group_lock; +dev_set->lock``; first open: ``W: vdev->kvm := group kvm`` (no VM
+        reference); open count 0 → 1; ``open_device``; a refusal: open count back to 0 and
+        ``W: vdev->kvm := NULL``; ``-dev_set->lock; -group_lock``; → rc."""
         group = mdev.group
         vdev = mdev.vdev
         yield Acquire(group.group_lock)
         yield Acquire(vdev.dev_set_lock)
         rc = 0
         if vdev.open_count == 0:
-            yield Acquire(group.kvm_ref_lock)
-            kvm = group.kvm
-            if kvm is not None:
-                yield from self.kvm_get_kvm(k, kvm)
-                yield Write(vdev, "kvm", kvm, "device->kvm")
-            yield Release(group.kvm_ref_lock)
+            yield Write(vdev, "kvm", group.kvm, "device->kvm")  # the group's kvm, read under group_lock
             yield Write(vdev, "open_count", 1, "device->open_count")
             rc = yield from self.open_device(k, mdev)
             if rc:
                 yield Write(vdev, "open_count", 0, "device->open_count")
-                if kvm is not None:
-                    yield from self.kvm_put_kvm(k, kvm)
-                    yield Write(vdev, "kvm", None, "device->kvm")
+                yield Write(vdev, "kvm", None, "device->kvm")
         else:
             yield Update(vdev, "open_count", inc, 1, "device->open_count")
         yield Release(vdev.dev_set_lock)
@@ -49,6 +48,8 @@ class VfioCoreE4Paths:
 
     @path("vfio_device_group_close")
     def vfio_close(self, k: Any, mdev: Any) -> PathGen:
+        """`v6.0`: ``+group_lock; +dev_set->lock``; last close: ``close_device``; open count → 0;
+        ``W: vdev->kvm := NULL``; ``-dev_set->lock; -group_lock``."""
         group = mdev.group
         vdev = mdev.vdev
         yield Acquire(group.group_lock)
@@ -58,10 +59,7 @@ class VfioCoreE4Paths:
             yield from self.close_device(k, mdev)
         yield Update(vdev, "open_count", dec, 1, "device->open_count")
         if last:
-            kvm = vdev.kvm
-            if kvm is not None:
-                yield from self.kvm_put_kvm(k, kvm)
-                yield Write(vdev, "kvm", None, "device->kvm")
+            yield Write(vdev, "kvm", None, "device->kvm")
         yield Release(vdev.dev_set_lock)
         yield Release(group.group_lock)
         return 0
@@ -82,22 +80,22 @@ class VfioCoreE4Paths:
 
     @path("kvm_vfio_release")
     def kvm_vfio_release(self, k: Any, vm: Any) -> PathGen:
-        """v6.2-rc+ (v6.8: ``kvm_ref_lock`` in place of ``group_lock``): ``+kvm->lock``; each group's
-        kvm := NULL; ``-kvm->lock``; ``kvm_put_kvm`` (the device's reference)."""
+        """`v6.0`, `v18-*`: no release callback; modelling choice of §4.3: for each group
+        ``+group_lock; W: group kvm := NULL; -group_lock``, then ``kvm_put_kvm`` (the device's
+        reference); no ``kvm->lock``, no driver callback."""
         dev = vm.kvm_vfio
         yield Write(dev, "released", True, "kvm_device file")
-        yield Acquire(vm.lock, owner=vm)
         for group in dev.groups:
             yield from self.vfio_file_set_kvm(k, group, None)
-        yield Release(vm.lock)
         yield from self.kvm_put_kvm(k, vm)
         return 0
 
     @path("vfio_file_set_kvm")
     def vfio_file_set_kvm(self, k: Any, group: Any, kvm: Any) -> PathGen:
-        yield Acquire(group.kvm_ref_lock)
+        """`v6.0`-`v6.2-rc`: ``+group_lock; W: group kvm; -group_lock``."""
+        yield Acquire(group.group_lock)
         yield Write(group, "kvm", kvm, "group->kvm")
-        yield Release(group.kvm_ref_lock)
+        yield Release(group.group_lock)
 
     # ------------------------------------------------------------------ mdev core: create / remove
 
