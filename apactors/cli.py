@@ -230,11 +230,11 @@ def cmd_schemes(args: argparse.Namespace) -> int:
         return EXIT_OK
     from rich.table import Table
 
-    table = Table(title="locking schemes")
-    for col in ("id", "base", "kernel", "description"):
+    table = Table(title="locking schemes (kernel versions and commits: apactors scheme show ID, or --json)")
+    for col in ("id", "base", "family", "description"):
         table.add_column(col, overflow="fold")
     for s in items:
-        table.add_row(s["id"], s["base"] or "-", s["kernel"], s["description"])
+        table.add_row(s["id"], s["base"] or "-", s["family"], s["description"])
     _console().print(table)
     return EXIT_OK
 

@@ -138,10 +138,17 @@ def get_scheme(scheme_id: str) -> type[Scheme]:
         raise UnknownScheme(f"unknown scheme {scheme_id!r}; known schemes: {known}") from None
 
 
+#: the order of the domain doc's catalogue (§5.0): history first, then drafts, then alternatives
+CATALOGUE_ORDER = ("v5.10", "v5.11", "v5.12", "v5.15", "v6.0", "v6.2-rc", "v6.8", "latest", "v15-draft",
+                   "v18-draft", "v18-trylock", "pqap-v4-draft", "alt-userspace-pqap", "alt-fair-rwsem",
+                   "alt-unfair-rwlock", "alt-srcu", "alt-queue-lock")
+
+
 def all_schemes() -> list[type[Scheme]]:
-    """Every registered scheme, sorted by id."""
+    """Every registered scheme: the built-in catalogue in the doc's order, then the others by id."""
     _load_builtins()
-    return [_REGISTRY[i] for i in sorted(_REGISTRY)]
+    known = [i for i in CATALOGUE_ORDER if i in _REGISTRY]
+    return [_REGISTRY[i] for i in known + sorted(set(_REGISTRY) - set(known))]
 
 
 #: modules of the built-in schemes, imported on first lookup (each registers its classes)
