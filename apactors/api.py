@@ -49,7 +49,9 @@ def _scenario(scenario: str | Path | Scenario) -> Scenario:
 def trace_header(scheme_cls: type[Scheme], scenario: Scenario, strategy: str, seed: int, index: int,
                  sched_seed: int, mode: str, max_steps: int) -> dict[str, Any]:
     """The header line of a trace: everything needed to run the schedule again."""
-    return {
+    from apactors.model.scheme_file import scheme_to_dict
+
+    hdr = {
         "format": TRACE_FORMAT,
         "apactors_version": __version__,
         "scheme": scheme_cls.id,
@@ -61,6 +63,10 @@ def trace_header(scheme_cls: type[Scheme], scenario: Scenario, strategy: str, se
         "mode": mode,
         "max_steps": max_steps,
     }
+    scheme_def = scheme_to_dict(scheme_cls)
+    if scheme_def is not None:  # a scheme file (its text) or a Python scheme from outside apactors
+        hdr["scheme_def"] = scheme_def
+    return hdr
 
 
 def render_events(events: list[tuple]) -> list[dict[str, Any]]:
@@ -238,10 +244,14 @@ def replay(trace: str | Path) -> ReplayResult:
 
     tr = read_trace(trace)
     hdr = tr.header
+    from apactors.model.scheme_file import SchemeDefinitionError, scheme_from_header
+
     try:
-        scheme_cls = get_scheme(hdr["scheme"])
+        scheme_cls = scheme_from_header(hdr, f"trace {tr.path}")
     except KeyError as e:
         raise TraceError(f"{tr.path}: header: {e.args[0]}") from None
+    except SchemeDefinitionError as e:
+        raise TraceError(f"{tr.path}: header.scheme_def: {e}") from None
     scen = scenario_from_dict(hdr["scenario"], str(tr.path), key_prefix="header.scenario")
     strat = ReplayStrategy(tr.schedule())
     divergence: dict[str, Any] | None = None

@@ -55,7 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="explore schedules of a scenario under a locking scheme",
                          description="Run many schedules of a scenario under a locking scheme and report "
                                      "deadlocks, hangs and crashes, keeping the traces of failing schedules.")
-    run.add_argument("--scheme", required=True, help="scheme id (see `apactors schemes`)")
+    from apactors.report.scheme_show import add_scheme_arguments, add_scheme_parser
+
+    run.add_argument("--scheme", help="scheme id (see `apactors schemes`); not needed with --scheme-file")
+    add_scheme_arguments(run)
     src = run.add_mutually_exclusive_group(required=True)
     src.add_argument("--scenario", help="built-in scenario name (see `apactors scenarios`)")
     src.add_argument("--scenario-file", help="path of a scenario TOML file")
@@ -91,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     from apactors.report.lockdep_cli import add_lockdep_parser
 
     add_lockdep_parser(sub)
+    add_scheme_parser(sub)
     return parser
 
 
@@ -123,9 +127,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from apactors.scenario import resolve_scenario
 
     scenario = resolve_scenario(args.scenario, args.scenario_file)
-    from apactors.model.schemes import get_scheme
+    from apactors.model.registry_ext import resolve_scheme
 
-    scheme_cls = get_scheme(args.scheme)
+    scheme_cls = resolve_scheme(args.scheme, args.scheme_file, args.scheme_module)
     progress_cb = None
     bar = None
     if not args.json and not args.quiet and sys.stdout.isatty():
@@ -245,7 +249,13 @@ def cmd_lockdep(args: argparse.Namespace) -> int:
     return run_lockdep(args)
 
 
-COMMANDS = {"run": cmd_run, "replay": cmd_replay, "scenarios": cmd_scenarios, "schemes": cmd_schemes,
+def cmd_scheme(args: argparse.Namespace) -> int:
+    from apactors.report.scheme_show import cmd_scheme as show
+
+    return show(args)
+
+
+COMMANDS = {"scheme": cmd_scheme, "run": cmd_run, "replay": cmd_replay, "scenarios": cmd_scenarios, "schemes": cmd_schemes,
             "lockdep": cmd_lockdep}
 
 
@@ -257,13 +267,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     configure_logging(args.log_format)
     from apactors.model.build import SetupError
+    from apactors.model.scheme_file import SchemeDefinitionError
     from apactors.model.schemes.base import UnknownScheme
     from apactors.scenario import ScenarioError
     from apactors.trace.reader import TraceError
 
     try:
         return COMMANDS[args.command](args)
-    except (ScenarioError, TraceError, SetupError, BadInput) as e:
+    except (ScenarioError, TraceError, SetupError, SchemeDefinitionError, BadInput) as e:
         print(f"apactors: error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except UnknownScheme as e:  # the message lists the known ids

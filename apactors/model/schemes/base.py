@@ -164,3 +164,9 @@ def _load_builtins() -> None:
         for mod in BUILTIN_MODULES:
             importlib.import_module(mod)
         _loaded = True
+        from apactors.model.registry_ext import load_entry_point_schemes
+
+        for problem in load_entry_point_schemes():  # schemes of installed packages (entry points)
+            from apactors.logs import get_logger
+
+            get_logger().warning("scheme entry point not loaded", problem=str(problem))
