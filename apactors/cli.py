@@ -105,21 +105,28 @@ def _console(stderr: bool = False) -> Any:
 
 
 def _print_findings(console: Any, findings: list[dict[str, Any]]) -> None:
-    from rich.table import Table
-
+    """Findings as plain blocks (they are pasted into mails and read in narrow terminals)."""
     if not findings:
         console.print("No findings.")
         return
-    table = Table(title=f"{len(findings)} finding(s)", show_lines=False)
-    for col in ("kind", "signature", "count", "first", "summary", "trace"):
-        table.add_column(col, overflow="fold")
+    console.print(f"{len(findings)} finding(s):")
     for f in findings:
-        table.add_row(f["kind"], f["signature"], str(f["count"]), str(f["first_schedule"]), f["summary"],
-                      f.get("trace") or "-")
-    console.print(table)
-    for f in findings:
-        if f.get("report"):
-            console.print(f"\n[{f['signature']}]\n{f['report']}", markup=False)
+        extra = ""
+        if f["kind"] == "potential-deadlock":
+            extra = f", {f.get('checker', 'lockdep')}, " + ("confirmed" if f.get("confirmed") else "not confirmed")
+        console.print(f"\n[{f['signature']}] {f['kind']} x{f['count']} (first in schedule {f['first_schedule']}"
+                      f"{extra})", markup=False)
+        console.print(f"  {f['summary']}", markup=False)
+        if f.get("locks"):
+            console.print(f"  locks: {' -> '.join(f['locks'])}", markup=False)
+        if f.get("paths"):
+            console.print(f"  paths: {', '.join(f['paths'])}", markup=False)
+        if f["kind"] == "potential-deadlock" and not f.get("confirmed") and f.get("why"):
+            console.print(f"  why not confirmed: {f['why']}", markup=False)
+        console.print(f"  trace: {f.get('trace') or '(not kept)'}", markup=False)
+    reports = [f for f in findings if f.get("report")]
+    for f in reports:
+        console.print(f"\n--- {f['signature']} ---\n{f['report']}", markup=False)
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -97,12 +97,13 @@ class ProgressChecker:
                 paths.append(p.stack[-1] if p.stack else "?")
                 lines.append(f"  {name} in {' > '.join(p.stack) or '?'} holds [{', '.join(self._held_by(name))}]"
                              f" and waits for {what} held by {', '.join(on) or 'nobody'}")
-            pairs = canonical_rotation([f"{lk}@{pa}" for lk, pa in zip(locks, paths)])
+            # The same cycle of lock classes is the same defect, whichever functions the waiters are in.
+            key = canonical_rotation(list(locks))
             summary = "deadlock: " + "; ".join(
                 f"{n} waits for {waits[n][2].cls if waits[n][2] is not None else waits[n][0]}"
                 f" held by {', '.join(waits[n][1])}" for n in cycle)
             report = "DEADLOCK: no actor can advance; the wait-for cycle is:\n" + "\n".join(lines)
-            return Finding("deadlock", "|".join(pairs), summary, locks=locks, paths=paths, actors=list(cycle),
+            return Finding("deadlock", "|".join(key), summary, locks=locks, paths=paths, actors=list(cycle),
                            step=step, details={"waiters": entries, "cycle": list(cycle)}, report=report)
         # No cycle: somebody waits for what no live actor can provide.
         key_parts, lines, paths, locks = [], [], [], []
