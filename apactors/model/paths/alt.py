@@ -6,9 +6,10 @@ None of these was implemented; §5.12 defines them concretely.  Every alternativ
 * :class:`AltBasePaths` — items 1-4: the KVM mask functions in their M-A form (they take
   ``kvm->lock`` themselves; vfio_ap never takes it), update-lock functions ``+guests_lock; +D`` (no
   ``kvm->lock``, no ``pqap_hook_rwsem``), the alt ``set_kvm``/``unset_kvm``, and ``cfg_remove`` /
-  ``hot_plug_cfg`` without their ``kvm->lock``.  ``D`` is taken through ``d_lock(k, mode)`` /
-  ``d_unlock(k, mode)``; in the base it is ``&matrix_dev->mdevs_lock`` (``mode`` ignored).  Every
-  other path is `latest`'s (it takes ``w.mdevs_lock``, which is ``D``).
+  ``hot_plug_cfg`` without their ``kvm->lock``.  ``D`` is taken through ``d_write_lock(k)`` /
+  ``d_read_lock(k)`` and their unlocks; in the base it is the mutex ``&matrix_dev->mdevs_lock`` (no
+  read mode: both take it exclusively).  Every other path is `latest`'s (it takes ``w.mdevs_lock``,
+  which is ``D``).
 * :class:`RwSplitPaths` — the reader/writer shape shared by ``alt-fair-rwsem`` and
   ``alt-unfair-rwlock``: readers (PQAP handler, ``in_use``, the plug phase P of every update) and
   writers (``mdev_create`` list add, ``mdev_remove``, ``reset_ioctl``, ``dma_unmap``, the config
@@ -56,11 +57,18 @@ class AltBasePaths:
 
     # ------------------------------------------------------------------ the data lock D
 
-    def d_lock(self, k: Any, mode: str = WRITE) -> PathGen:
-        """``+D``.  Base: ``D`` = ``&matrix_dev->mdevs_lock`` (a mutex: ``mode`` is ignored)."""
+    def d_write_lock(self, k: Any) -> PathGen:
+        """``+D`` for writing.  Base: ``D`` = the mutex ``&matrix_dev->mdevs_lock``."""
         yield Acquire(self.w.mdevs_lock)
 
-    def d_unlock(self, k: Any, mode: str = WRITE) -> PathGen:
+    def d_write_unlock(self, k: Any) -> PathGen:
+        yield Release(self.w.mdevs_lock)
+
+    def d_read_lock(self, k: Any) -> PathGen:
+        """``+D`` for reading (the P phase of the rw alternatives).  Base: the mutex, exclusively."""
+        yield Acquire(self.w.mdevs_lock)
+
+    def d_read_unlock(self, k: Any) -> PathGen:
         yield Release(self.w.mdevs_lock)
 
     def data_lock(self) -> Any:
@@ -83,23 +91,23 @@ class AltBasePaths:
     def get_update_locks_for_kvm(self, k: Any, kvm: Any) -> PathGen:
         """alt: ``+guests_lock; +D`` (no ``kvm->lock``, no ``pqap_hook_rwsem``)."""
         yield Acquire(self.w.guests_lock)
-        yield from self.d_lock(k, WRITE)
+        yield from self.d_write_lock(k)
 
     @path("release_update_locks_for_kvm")
     def release_update_locks_for_kvm(self, k: Any, kvm: Any) -> PathGen:
         """alt: ``-D; -guests_lock``."""
-        yield from self.d_unlock(k, WRITE)
+        yield from self.d_write_unlock(k)
         yield Release(self.w.guests_lock)
 
     @path("get_update_locks_for_mdev")
     def get_update_locks_for_mdev(self, k: Any, mdev: Any) -> PathGen:
         """alt: ``+guests_lock; +D`` (no read of ``mdev->kvm``: it only chose the VM lock)."""
         yield Acquire(self.w.guests_lock)
-        yield from self.d_lock(k, WRITE)
+        yield from self.d_write_lock(k)
 
     @path("release_update_locks_for_mdev")
     def release_update_locks_for_mdev(self, k: Any, mdev: Any) -> PathGen:
-        yield from self.d_unlock(k, WRITE)
+        yield from self.d_write_unlock(k)
         yield Release(self.w.guests_lock)
 
     @path("get_update_locks_by_apqn")
@@ -107,7 +115,7 @@ class AltBasePaths:
         """alt: ``+guests_lock``; the ``mdev_list`` walk of `latest` (matrices read under guests_lock
         only; no ``R: m->kvm``); ``+D``; → the mdev or NULL."""
         m = yield from self._guests_lock_find_mdev(k, apqn)
-        yield from self.d_lock(k, WRITE)
+        yield from self.d_write_lock(k)
         return m
 
     def _guests_lock_find_mdev(self, k: Any, apqn: int) -> PathGen:
@@ -127,7 +135,7 @@ class AltBasePaths:
     def get_update_locks_for_queue(self, k: Any, q: Any) -> PathGen:
         """alt: ``+guests_lock; +D`` (no reads: ``q->matrix_mdev->kvm`` only chose the VM lock)."""
         yield Acquire(self.w.guests_lock)
-        yield from self.d_lock(k, WRITE)
+        yield from self.d_write_lock(k)
 
     # ------------------------------------------------------------------ item 3: set_kvm / unset_kvm
 
@@ -175,17 +183,17 @@ class AltBasePaths:
         if rc:
             yield Release(w.guests_lock)
             return rc
-        yield from self.d_lock(k, WRITE)
+        yield from self.d_write_lock(k)
         rc = yield from self.alt_attach_check(k, mdev, kvm)
         if rc:
-            yield from self.d_unlock(k, WRITE)
+            yield from self.d_write_unlock(k)
             yield Release(w.guests_lock)
             return rc
         yield from self.kvm_get_kvm(k, kvm)
         yield Write(mdev, "kvm", kvm, "matrix_mdev->kvm")
         yield from self.kvm_changed(k, mdev)
         yield from self.update_guest_apcb(k, mdev)
-        yield from self.d_unlock(k, WRITE)
+        yield from self.d_write_unlock(k)
         yield Release(w.guests_lock)
         return 0
 
@@ -203,12 +211,12 @@ class AltBasePaths:
         w = self.w
         yield Acquire(w.guests_lock)
         yield from self.alt_clear_hook(k, mdev, kvm)
-        yield from self.d_lock(k, WRITE)
+        yield from self.d_write_lock(k)
         yield from self.clear_masks(k, kvm)
         yield from self.reset_queues(k, mdev)
         yield Write(mdev, "kvm", None, "matrix_mdev->kvm")
         yield from self.kvm_changed(k, mdev)
-        yield from self.d_unlock(k, WRITE)
+        yield from self.d_write_unlock(k)
         yield Release(w.guests_lock)
         yield from self.kvm_put_kvm(k, kvm)
 
@@ -219,21 +227,21 @@ class AltBasePaths:
         """`latest`'s loop without ``R: m->kvm`` and ``kvm->lock``: per mdev ``+D`` … ``-D`` (the rw
         alternatives: a P phase, ``D(r)``).  guests_lock is held by ``on_config_changed``."""
         for m in self.w.matrix_dev.mdev_list:
-            yield from self.d_lock(k, READ)
+            yield from self.d_read_lock(k)
             matrix = m.matrix
             aprem = ap_remove & matrix.apm
             aqrem = aq_remove & matrix.aqm
             cdrem = cd_remove & matrix.adm
             if aprem or aqrem or cdrem:
                 yield from self.hot_unplug_cfg(k, m, aprem, aqrem, cdrem)
-            yield from self.d_unlock(k, READ)
+            yield from self.d_read_unlock(k)
 
     @path("vfio_ap_mdev_hot_plug_cfg")
     def hot_plug_cfg(self, k: Any, m: Any) -> PathGen:
         """`latest`'s form (``apm_filtered := ∅`` first) without ``R: m->kvm`` and ``kvm->lock``:
         ``+D``; the matrix ∩ ``*_add`` reads; filter, ``filter_cdoms``, CRYCB; resets; ``-D``."""
         apm_filtered = Mask.EMPTY
-        yield from self.d_lock(k, WRITE)
+        yield from self.d_write_lock(k)
         fa, fd, fc = yield from self._hot_plug_reads(k, m)
         do_hotplug = False
         if fa or fd:
@@ -243,7 +251,7 @@ class AltBasePaths:
         if do_hotplug:
             yield from self.update_guest_apcb(k, m)
         yield from self.reset_queues_for_apids(k, m, apm_filtered)
-        yield from self.d_unlock(k, WRITE)
+        yield from self.d_write_unlock(k)
 
     def _hot_plug_reads(self, k: Any, m: Any) -> PathGen:
         matrix = m.matrix
@@ -260,7 +268,6 @@ class AltBasePaths:
 
     # ------------------------------------------------------------------ irq_enable variants
 
-    @path("vfio_ap_irq_enable")
     def irq_enable_alt(self, k: Any, q: Any, isc: int, vcpu: Any, *, view_kvm: Any = None,
                        srcu_kvm: Any = None) -> PathGen:
         """`latest`'s ``irq_enable`` (§5.5, §5.7, §5.8 error paths) with the alternatives' variations:
@@ -383,7 +390,7 @@ class RwSplitPaths:
         if not vcpu.eca_aiv:
             yield Note("debug", "vfio_ap: AIV facility not installed for the vCPU")
             return -errno.EOPNOTSUPP
-        yield from self.d_lock(k, READ)
+        yield from self.d_read_lock(k)
         st = status(0x01)
         h = yield Read(vcpu.vm, "pqap_hook", "vcpu->kvm->arch.crypto.pqap_hook")
         if h is None:
@@ -405,7 +412,7 @@ class RwSplitPaths:
                         st = yield from self.irq_disable(k, q)
         r0, _r1, r2 = vcpu.regs
         yield Write(vcpu, "regs", (r0, st.word(), r2))
-        yield from self.d_unlock(k, READ)
+        yield from self.d_read_unlock(k)
         return 0
 
     @path("vfio_ap_mdev_resource_in_use")
@@ -413,9 +420,9 @@ class RwSplitPaths:
         """Reader: ``+guests_lock; +D(r)``; sharing check; ``-D(r); -guests_lock``."""
         w = self.w
         yield Acquire(w.guests_lock)
-        yield from self.d_lock(k, READ)
+        yield from self.d_read_lock(k)
         rc = yield from self.verify_no_sharing(k, None, apm, aqm)
-        yield from self.d_unlock(k, READ)
+        yield from self.d_read_unlock(k)
         yield Release(w.guests_lock)
         return rc
 
@@ -429,10 +436,10 @@ class RwSplitPaths:
         w.mdevs[mdev.name] = mdev  # registered: visible to the vfio core from this step on
         yield Write(mdev, "req_trigger", None, "matrix_mdev->req_trigger")
         yield Acquire(w.guests_lock)
-        yield from self.d_lock(k, WRITE)
+        yield from self.d_write_lock(k)
         yield Update(w.matrix_dev, "mdev_list", tuple_append, mdev, "matrix_dev->mdev_list")
         mdev.in_list = True
-        yield from self.d_unlock(k, WRITE)
+        yield from self.d_write_unlock(k)
         yield Release(w.guests_lock)
         return 0
 
@@ -441,7 +448,7 @@ class RwSplitPaths:
         """Writer: `latest`'s body in one ``D(w)`` section under guests_lock."""
         w = self.w
         yield Acquire(w.guests_lock)
-        yield from self.d_lock(k, WRITE)
+        yield from self.d_write_lock(k)
         yield from self.reset_queues(k, mdev)
         matrix = mdev.matrix
         qtable = mdev.qtable
@@ -452,28 +459,28 @@ class RwSplitPaths:
                     yield Write(q, "matrix_mdev", None, "q->matrix_mdev")
         yield Update(w.matrix_dev, "mdev_list", tuple_remove, mdev, "matrix_dev->mdev_list")
         mdev.in_list = False
-        yield from self.d_unlock(k, WRITE)
+        yield from self.d_write_unlock(k)
         yield Release(w.guests_lock)
         yield Free(mdev)
 
     @path("vfio_ap_mdev_ioctl")
     def reset_ioctl(self, k: Any, mdev: Any) -> PathGen:
         """Writer: ``+D(w); reset_queues; -D(w)``."""
-        yield from self.d_lock(k, WRITE)
+        yield from self.d_write_lock(k)
         rc = yield from self.reset_queues(k, mdev)
-        yield from self.d_unlock(k, WRITE)
+        yield from self.d_write_unlock(k)
         return rc
 
     @path("vfio_ap_mdev_dma_unmap")
     def dma_unmap(self, k: Any, mdev: Any, iova: int, length: int) -> PathGen:
         """Writer: `latest`'s body under ``D(w)``."""
-        yield from self.d_lock(k, WRITE)
+        yield from self.d_write_lock(k)
         end = iova + length
         for q in tuple(mdev.qtable.values()):
             saved = yield Read(q, "saved_iova", "q->saved_iova")
             if iova <= saved < end:
                 yield from self.irq_disable(k, q)
-        yield from self.d_unlock(k, WRITE)
+        yield from self.d_write_unlock(k)
 
     # ------------------------------------------------------------------ set_kvm / unset_kvm
 
@@ -490,14 +497,14 @@ class RwSplitPaths:
         if rc:
             yield Release(w.guests_lock)
             return rc
-        yield from self.d_lock(k, WRITE)  # C1
+        yield from self.d_write_lock(k)  # C1
         yield from self.kvm_get_kvm(k, kvm)
         yield Write(mdev, "kvm", kvm, "matrix_mdev->kvm")
         yield from self.kvm_changed(k, mdev)
-        yield from self.d_unlock(k, WRITE)
-        yield from self.d_lock(k, READ)  # P
+        yield from self.d_write_unlock(k)
+        yield from self.d_read_lock(k)  # P
         yield from self.update_guest_apcb(k, mdev)
-        yield from self.d_unlock(k, READ)
+        yield from self.d_read_unlock(k)
         yield Release(w.guests_lock)
         return 0
 
@@ -514,14 +521,14 @@ class RwSplitPaths:
         w = self.w
         yield Acquire(w.guests_lock)
         yield from self.alt_clear_hook(k, mdev, kvm)
-        yield from self.d_lock(k, READ)  # P
+        yield from self.d_read_lock(k)  # P
         yield from self.clear_masks(k, kvm)
-        yield from self.d_unlock(k, READ)
-        yield from self.d_lock(k, WRITE)  # C2
+        yield from self.d_read_unlock(k)
+        yield from self.d_write_lock(k)  # C2
         yield from self.reset_queues(k, mdev)
         yield Write(mdev, "kvm", None, "matrix_mdev->kvm")
         yield from self.kvm_changed(k, mdev)
-        yield from self.d_unlock(k, WRITE)
+        yield from self.d_write_unlock(k)
         yield Release(w.guests_lock)
         yield from self.kvm_put_kvm(k, kvm)
 
@@ -551,7 +558,7 @@ class RwSplitPaths:
         """C1: parse, limits, "already assigned → count", matrix write, reservation and sharing check
         (undo on error), link; P: whole-matrix filter and CRYCB if changed; C2: reset the filtered
         adapters (only if changed and some were filtered)."""
-        yield from self.d_lock(k, WRITE)  # C1
+        yield from self.d_write_lock(k)  # C1
         rc = None
         try:
             ident = parse_id(buf)
@@ -577,18 +584,18 @@ class RwSplitPaths:
                 yield from self.link_adapter(k, mdev, ident)
             else:
                 yield from self.link_domain(k, mdev, ident)
-        yield from self.d_unlock(k, WRITE)
+        yield from self.d_write_unlock(k)
         if rc is not None:
             return rc
-        yield from self.d_lock(k, READ)  # P
+        yield from self.d_read_lock(k)  # P
         changed, apm_filtered = yield from self.filter_matrix(k, mdev)
         if changed:
             yield from self.update_guest_apcb(k, mdev)
-        yield from self.d_unlock(k, READ)
+        yield from self.d_read_unlock(k)
         if changed and apm_filtered:  # C2
-            yield from self.d_lock(k, WRITE)
+            yield from self.d_write_lock(k)
             yield from self.reset_queues_for_apids(k, mdev, apm_filtered)
-            yield from self.d_unlock(k, WRITE)
+            yield from self.d_write_unlock(k)
         return len(buf)
 
     @path("unassign_adapter_store")
@@ -609,7 +616,7 @@ class RwSplitPaths:
         """C1: parse, limits, "not assigned → count", matrix write, the qlist of queues in the guest
         and ``unlink_queue_fr_mdev``; P: shadow bit clear and CRYCB (if the id is in the shadow);
         C2 (if qlist): ``reset_qlist``, ``unlink_mdev_fr_queue`` of the qlist."""
-        yield from self.d_lock(k, WRITE)  # C1
+        yield from self.d_write_lock(k)  # C1
         rc = None
         try:
             ident = parse_id(buf)
@@ -641,27 +648,27 @@ class RwSplitPaths:
                     if apqi in saqm:
                         qlist.append(q)
                 yield from self.unlink_queue_fr_mdev(k, q, mdev)
-        yield from self.d_unlock(k, WRITE)
+        yield from self.d_write_unlock(k)
         if rc is not None:
             return rc
-        yield from self.d_lock(k, READ)  # P
+        yield from self.d_read_lock(k)  # P
         if ident in getattr(shadow, field):
             yield Update(shadow, field, mask_without, ident, "matrix_mdev->shadow_apcb." + field)
             yield from self.update_guest_apcb(k, mdev)
-        yield from self.d_unlock(k, READ)
+        yield from self.d_read_unlock(k)
         if qlist:  # C2
-            yield from self.d_lock(k, WRITE)
+            yield from self.d_write_lock(k)
             yield from self.reset_qlist(k, qlist)
             for q in qlist:
                 yield from self.unlink_mdev_fr_queue(k, q)
-            yield from self.d_unlock(k, WRITE)
+            yield from self.d_write_unlock(k)
         return len(buf)
 
     @path("assign_control_domain_store")
     def assign_control_domain_store(self, k: Any, mdev: Any, buf: str) -> PathGen:
         """C1: parse, limit, ``W: matrix.adm += id``; P: ``filter_cdoms`` and CRYCB if changed."""
         yield from self.get_update_locks_for_mdev(k, mdev)
-        yield from self.d_lock(k, WRITE)  # C1
+        yield from self.d_write_lock(k)  # C1
         rc = None
         try:
             ident = parse_id(buf)
@@ -673,12 +680,12 @@ class RwSplitPaths:
             rc = -errno.ENODEV
         if rc is None:
             yield Update(matrix, "adm", mask_with, ident, "matrix_mdev->matrix.adm")
-        yield from self.d_unlock(k, WRITE)
+        yield from self.d_write_unlock(k)
         if rc is None:
-            yield from self.d_lock(k, READ)  # P
+            yield from self.d_read_lock(k)  # P
             if (yield from self.filter_cdoms(k, mdev)):
                 yield from self.update_guest_apcb(k, mdev)
-            yield from self.d_unlock(k, READ)
+            yield from self.d_read_unlock(k)
             rc = len(buf)
         yield from self.release_update_locks_for_mdev(k, mdev)
         return rc
@@ -687,7 +694,7 @@ class RwSplitPaths:
     def unassign_control_domain_store(self, k: Any, mdev: Any, buf: str) -> PathGen:
         """C1: parse, limit, ``W: matrix.adm −= id``; P: shadow bit clear and CRYCB (if in the shadow)."""
         yield from self.get_update_locks_for_mdev(k, mdev)
-        yield from self.d_lock(k, WRITE)  # C1
+        yield from self.d_write_lock(k)  # C1
         rc = None
         try:
             ident = parse_id(buf)
@@ -699,14 +706,14 @@ class RwSplitPaths:
             rc = -errno.ENODEV
         if rc is None:
             yield Update(matrix, "adm", mask_without, ident, "matrix_mdev->matrix.adm")
-        yield from self.d_unlock(k, WRITE)
+        yield from self.d_write_unlock(k)
         if rc is None:
-            yield from self.d_lock(k, READ)  # P
+            yield from self.d_read_lock(k)  # P
             shadow = mdev.shadow_apcb
             if ident in shadow.adm:
                 yield Update(shadow, "adm", mask_without, ident, "matrix_mdev->shadow_apcb.adm")
                 yield from self.update_guest_apcb(k, mdev)
-            yield from self.d_unlock(k, READ)
+            yield from self.d_read_unlock(k)
             rc = len(buf)
         yield from self.release_update_locks_for_mdev(k, mdev)
         return rc
@@ -728,23 +735,23 @@ class RwSplitPaths:
         mdev = yield from self.get_update_locks_by_apqn(k, apqn)
         changed, apm_filtered = False, Mask.EMPTY
         if mdev is not None:
-            yield from self.d_lock(k, WRITE)  # C1
+            yield from self.d_write_lock(k)  # C1
             yield from self.link_queue(k, mdev, q)
             pending = yield Read(mdev, "apm_add", "matrix_mdev->apm_add")
             if not pending:
                 pending = yield Read(mdev, "aqm_add", "matrix_mdev->aqm_add")
-            yield from self.d_unlock(k, WRITE)
+            yield from self.d_write_unlock(k)
             if not pending:
-                yield from self.d_lock(k, READ)  # P
+                yield from self.d_read_lock(k)  # P
                 changed, apm_filtered = yield from self.filter_matrix(k, mdev)
                 if changed:
                     yield from self.update_guest_apcb(k, mdev)
-                yield from self.d_unlock(k, READ)
-        yield from self.d_lock(k, WRITE)  # C2
+                yield from self.d_read_unlock(k)
+        yield from self.d_write_lock(k)  # C2
         if changed and apm_filtered:
             yield from self.reset_queues_for_apids(k, mdev, apm_filtered)
         yield Write(qdev, "drvdata", q, "dev_set_drvdata(&queue->ap_dev.device)")
-        yield from self.d_unlock(k, WRITE)
+        yield from self.d_write_unlock(k)
         yield from self.release_update_locks_for_mdev(k, mdev)
         return 0
 
@@ -756,7 +763,7 @@ class RwSplitPaths:
         w = self.w
         q = yield Read(qdev, "drvdata", "dev_get_drvdata(&queue->ap_dev.device)")
         yield from self.get_update_locks_for_queue(k, q)
-        yield from self.d_lock(k, READ)  # P
+        yield from self.d_read_lock(k)  # P
         mdev = yield Read(q, "matrix_mdev", "q->matrix_mdev")
         apid, apqi = q.apqn >> 8, q.apqn & 0xFF
         unplugged = False
@@ -769,8 +776,8 @@ class RwSplitPaths:
                     yield Update(shadow, "apm", mask_without, apid, "matrix_mdev->shadow_apcb.apm")
                     yield from self.update_guest_apcb(k, mdev)
                     unplugged = True
-        yield from self.d_unlock(k, READ)
-        yield from self.d_lock(k, WRITE)  # C2
+        yield from self.d_read_unlock(k)
+        yield from self.d_write_lock(k)  # C2
         if unplugged:
             yield from self.reset_queues_for_apids(k, mdev, Mask.EMPTY.with_id(apid))
         else:
@@ -782,7 +789,7 @@ class RwSplitPaths:
             yield from self.unlink_queue_fr_mdev(k, q, mdev)
         yield Write(qdev, "drvdata", None, "dev_set_drvdata(&queue->ap_dev.device)")
         yield Free(q)
-        yield from self.d_unlock(k, WRITE)
+        yield from self.d_write_unlock(k)
         yield from self.release_update_locks_for_mdev(k, mdev)
 
     # ------------------------------------------------------------------ host configuration
@@ -795,7 +802,7 @@ class RwSplitPaths:
         if not md.mdev_list:
             return
         apm_add = yield from self.filter_apid_by_qtype(k, apm_add, aqm_add)
-        yield from self.d_lock(k, WRITE)  # C1
+        yield from self.d_write_lock(k)  # C1
         for m in md.mdev_list:
             matrix = m.matrix
             a = yield Read(matrix, "apm", "matrix_mdev->matrix.apm")
@@ -804,14 +811,14 @@ class RwSplitPaths:
             yield Write(m, "aqm_add", a & aqm_add, "matrix_mdev->aqm_add")
             a = yield Read(matrix, "adm", "matrix_mdev->matrix.adm")
             yield Write(m, "adm_add", a & adm_add, "matrix_mdev->adm_add")
-        yield from self.d_unlock(k, WRITE)
+        yield from self.d_write_unlock(k)
 
     @path("vfio_ap_mdev_hot_plug_cfg")
     def hot_plug_cfg(self, k: Any, m: Any) -> PathGen:
         """P: the matrix ∩ ``*_add`` reads, filter, ``filter_cdoms``, CRYCB; C2 (some adapter
         filtered): ``reset_queues_for_apids``."""
         apm_filtered = Mask.EMPTY
-        yield from self.d_lock(k, READ)  # P
+        yield from self.d_read_lock(k)  # P
         fa, fd, fc = yield from self._hot_plug_reads(k, m)
         do_hotplug = False
         if fa or fd:
@@ -820,11 +827,11 @@ class RwSplitPaths:
             do_hotplug |= (yield from self.filter_cdoms(k, m))
         if do_hotplug:
             yield from self.update_guest_apcb(k, m)
-        yield from self.d_unlock(k, READ)
+        yield from self.d_read_unlock(k)
         if apm_filtered:  # C2
-            yield from self.d_lock(k, WRITE)
+            yield from self.d_write_lock(k)
             yield from self.reset_queues_for_apids(k, m, apm_filtered)
-            yield from self.d_unlock(k, WRITE)
+            yield from self.d_write_unlock(k)
 
 
 class FairRwsemPaths:
@@ -835,11 +842,19 @@ class FairRwsemPaths:
         world.mdevs_lock = RwSem("&matrix_dev->mdevs_rwsem", "matrix_dev")
         super().__init__(world)  # type: ignore[call-arg]
 
-    def d_lock(self, k: Any, mode: str = WRITE) -> PathGen:
-        yield Acquire(self.w.mdevs_lock, mode)
+    def d_write_lock(self, k: Any) -> PathGen:
+        """``down_write``."""
+        yield Acquire(self.w.mdevs_lock, WRITE)
 
-    def d_unlock(self, k: Any, mode: str = WRITE) -> PathGen:
-        yield Release(self.w.mdevs_lock, mode)
+    def d_write_unlock(self, k: Any) -> PathGen:
+        yield Release(self.w.mdevs_lock, WRITE)
+
+    def d_read_lock(self, k: Any) -> PathGen:
+        """``down_read`` (a non-recursive reader)."""
+        yield Acquire(self.w.mdevs_lock, READ)
+
+    def d_read_unlock(self, k: Any) -> PathGen:
+        yield Release(self.w.mdevs_lock, READ)
 
 
 # =====================================================================================================
@@ -861,13 +876,16 @@ class MdevsRwlock(KObject):
     are recursive readers, writers exclusive" option of §5.12, expressed with wait nodes).
     """
 
-    __slots__ = ("readers", "writer", "mutex", "wq", "node_w", "node_r")
+    __slots__ = ("readers", "writer", "mutex", "wq", "node_w", "node_r", "owners")
     kind = "mdevs_rwlock"
 
     def __init__(self) -> None:
         super().__init__("matrix_dev")
         self.readers = 0
         self.writer = False
+        #: bookkeeping for reports (no step): actor -> "r"/"w" while it holds the lock, set at the step
+        #: that changes ``readers``/``writer`` for it
+        self.owners: dict[str, str] = {}
         self.mutex = Mutex("&matrix_dev->rwl_mutex", "matrix_dev")
         self.wq = WaitQueue("rwl_wq")
         self.node_w = WaitNode(RWL_WRITER_NODE, "matrix_dev", "mdevs_rwlock released by its writer")
@@ -886,26 +904,26 @@ class NoDataLock(Mutex):
 
 
 class UnfairRwlockPaths:
-    """``alt-unfair-rwlock``: ``D`` = ``mdevs_rwlock`` (§5.12 pseudo-code), ``d_lock`` = the
-    ``read_lock``/``write_lock`` sub-paths.  The waits are ``wait_event_cmd``: test the condition;
-    while it holds: ``prepare_to_wait``, re-test, ``-rwl_mutex``, sleep until woken, ``+rwl_mutex``."""
+    """``alt-unfair-rwlock``: ``D`` = ``mdevs_rwlock`` (§5.12 pseudo-code): ``d_read_lock`` and
+    ``d_write_lock`` are the ``read_lock``/``write_lock`` sub-paths.  The waits are
+    ``wait_event_cmd``: test the condition; while it holds: ``prepare_to_wait``, re-test, ``-rwl_mutex``, sleep until woken, ``+rwl_mutex``."""
 
     def __init__(self, world: Any) -> None:
         self.rwl = MdevsRwlock()
         world.mdevs_lock = NoDataLock("&matrix_dev->mdevs_lock", "matrix_dev")
         super().__init__(world)  # type: ignore[call-arg]
 
-    def d_lock(self, k: Any, mode: str = WRITE) -> PathGen:
-        if mode == WRITE:
-            yield from self.write_lock(k)
-        else:
-            yield from self.read_lock(k)
+    def d_write_lock(self, k: Any) -> PathGen:
+        yield from self.write_lock(k)
 
-    def d_unlock(self, k: Any, mode: str = WRITE) -> PathGen:
-        if mode == WRITE:
-            yield from self.write_unlock(k)
-        else:
-            yield from self.read_unlock(k)
+    def d_write_unlock(self, k: Any) -> PathGen:
+        yield from self.write_unlock(k)
+
+    def d_read_lock(self, k: Any) -> PathGen:
+        yield from self.read_lock(k)
+
+    def d_read_unlock(self, k: Any) -> PathGen:
+        yield from self.read_unlock(k)
 
     # §9: D counts as held while readers > 0 or the writer flag is set
     def data_lock(self) -> Any:
@@ -926,6 +944,13 @@ class UnfairRwlockPaths:
     def extra_locks(self) -> list[Any]:
         """Lock instances of this scheme that ``World.locks()`` does not list."""
         return [self.rwl.mutex]
+
+    def wait_blockers(self, wq: Any) -> list[str]:
+        """For a deadlock/hang report: the actors a sleeper on ``rwl_wq`` waits for (the holders of
+        ``mdevs_rwlock``)."""
+        if wq is self.rwl.wq:
+            return list(self.rwl.owners)
+        return []
 
     # ------------------------------------------------------------------ the four sub-paths
 
@@ -959,6 +984,7 @@ class UnfairRwlockPaths:
         if (yield from self._writer_held()):
             yield from self._rwl_wait(k, self._writer_held)
         yield Update(rw, "readers", inc, 1, "mdevs_rwlock.readers")
+        rw.owners[k.name] = "r"
         yield Release(rw.mutex)
         yield WaitDepAcquire(rw.node_r)
 
@@ -969,6 +995,7 @@ class UnfairRwlockPaths:
         yield WaitDepRelease(rw.node_r)
         yield Acquire(rw.mutex)
         n = yield Update(rw, "readers", dec, 1, "mdevs_rwlock.readers")
+        rw.owners.pop(k.name, None)
         if n == 0:
             yield WakeAll(rw.wq)
         yield Release(rw.mutex)
@@ -984,6 +1011,7 @@ class UnfairRwlockPaths:
         if (yield from self._held_at_all()):
             yield from self._rwl_wait(k, self._held_at_all)
         yield Write(rw, "writer", True, "mdevs_rwlock.writer")
+        rw.owners[k.name] = "w"
         yield Release(rw.mutex)
         yield WaitDepAcquire(rw.node_w)
 
@@ -994,6 +1022,7 @@ class UnfairRwlockPaths:
         yield WaitDepRelease(rw.node_w)
         yield Acquire(rw.mutex)
         yield Write(rw, "writer", False, "mdevs_rwlock.writer")
+        rw.owners.pop(k.name, None)
         yield WakeAll(rw.wq)
         yield Release(rw.mutex)
 
@@ -1051,6 +1080,12 @@ class SrcuPaths:
     def kvm_changed(self, k: Any, mdev: Any) -> PathGen:
         yield from self.publish_pqap_view(k, mdev)
 
+    @path("vfio_ap_irq_enable")
+    def irq_enable(self, k: Any, q: Any, isc: int, vcpu: Any, kvm: Any = None) -> PathGen:
+        """`latest`'s, with the VM ``kvm`` of the PQAP snapshot (``v.kvm``) in place of the step
+        ``R: q->matrix_mdev->kvm``."""
+        return (yield from self.irq_enable_alt(k, q, isc, vcpu, view_kvm=kvm))
+
     def link_queue(self, k: Any, mdev: Any, q: Any) -> PathGen:
         yield from super().link_queue(k, mdev, q)  # type: ignore[misc]
         yield from self.publish_pqap_view(k, mdev)
@@ -1091,7 +1126,7 @@ class SrcuPaths:
                 else:
                     gr1 = vcpu.regs[1]
                     if gr1 & IR_BIT:
-                        st = yield from self.irq_enable_alt(k, q, gr1 & 7, vcpu, view_kvm=kvm)
+                        st = yield from self.irq_enable(k, q, gr1 & 7, vcpu, kvm)
                     else:
                         st = yield from self.irq_disable(k, q)
         r0, _r1, r2 = vcpu.regs
@@ -1105,7 +1140,7 @@ class SrcuPaths:
         synchronize, free the old snapshot) before the list delete."""
         w = self.w
         yield Acquire(w.guests_lock)
-        yield from self.d_lock(k, WRITE)
+        yield from self.d_write_lock(k)
         yield from self.reset_queues(k, mdev)
         matrix = mdev.matrix
         qtable = mdev.qtable
@@ -1117,7 +1152,7 @@ class SrcuPaths:
         yield from self.publish_pqap_view(k, mdev, gone=True)
         yield Update(w.matrix_dev, "mdev_list", tuple_remove, mdev, "matrix_dev->mdev_list")
         mdev.in_list = False
-        yield from self.d_unlock(k, WRITE)
+        yield from self.d_write_unlock(k)
         yield Release(w.guests_lock)
         yield Free(mdev)
 
@@ -1141,7 +1176,7 @@ class SrcuPaths:
                 if apqi in saqm:
                     yield Update(shadow, "apm", mask_without, apid, "matrix_mdev->shadow_apcb.apm")
                     yield from self.update_guest_apcb(k, mdev)
-                    qlist = yield from self.queues_for_apids(k, mdev, Mask.EMPTY.with_id(apid))
+                    qlist = yield from self._queues_for_apids(k, mdev, Mask.EMPTY.with_id(apid))
         if qlist is None:
             info = yield Read(w.matrix_dev, "info", "matrix_dev->info")
             reset_self = apid in info.apm and apqi in info.aqm
@@ -1156,10 +1191,10 @@ class SrcuPaths:
         yield Free(q)
         yield from self.release_update_locks_for_mdev(k, mdev)
 
-    @path("reset_queues_for_apids")
-    def queues_for_apids(self, k: Any, mdev: Any, apm_reset: Mask) -> PathGen:
-        """The first half of ``reset_queues_for_apids``: the queues of ``apm_reset`` (adapters in the
-        host configuration) × ``shadow.aqm`` linked to the mdev; the resets follow separately."""
+    def _queues_for_apids(self, k: Any, mdev: Any, apm_reset: Mask) -> PathGen:
+        """The list part of ``reset_queues_for_apids``, inline in the caller: the queues of
+        ``apm_reset`` (adapters in the host configuration) × ``shadow.aqm`` linked to the mdev; the
+        resets follow separately (``reset_qlist``)."""
         qlist: list = []
         md = self.w.matrix_dev
         for apid in apm_reset:
@@ -1183,11 +1218,10 @@ class SrcuPaths:
 class QueueLockPaths:
     """``alt-queue-lock`` (§5.12): ``D`` = ``mdevs_lock``; a per-queue mutex ``&q->lock`` (one class),
     made with the queue object in ``queue_probe``.  Outside the PQAP handler every ``reset_queue``,
-    ``flush_work`` and ``irq_disable`` is bracketed by ``+q->lock`` … ``-q->lock`` at its call site,
-    under ``D``; ``free_aqic_resources`` is reached only inside those brackets, the PQAP handler, or
-    the reset-check work (which takes no lock).  A call made while the task already holds that
-    queue's lock (the PQAP handler's ``irq_enable`` → ``irq_disable``, ``queue_remove``) is not
-    bracketed again."""
+    ``flush_work`` and ``irq_disable`` is bracketed by ``+q->lock`` … ``-q->lock`` at its call site
+    (``reset_queues``, ``reset_qlist``, ``dma_unmap``, ``queue_remove``), under ``D``;
+    ``free_aqic_resources`` runs only inside those brackets (``reset_queue``'s rc 0x03,
+    ``irq_disable``), in the PQAP handler, or in the reset-check work, which takes no lock."""
 
     def new_queue(self, apqn: int) -> Any:
         q = super().new_queue(apqn)  # type: ignore[misc]
@@ -1202,23 +1236,55 @@ class QueueLockPaths:
                 out.append(q.lock)
         return out
 
-    def _q_locked(self, k: Any, q: Any, gen: Any) -> PathGen:
-        lock = q.lock
-        if k.name in lock.holders:
-            return (yield from gen)
-        yield Acquire(lock, WRITE, owner=q)
-        rv = yield from gen
-        yield Release(lock)
-        return rv
+    # ------------------------------------------------------------------ the bracketed call sites
 
-    def reset_queue(self, k: Any, q: Any, *args: Any) -> PathGen:
-        return (yield from self._q_locked(k, q, super().reset_queue(k, q, *args)))  # type: ignore[misc]
+    @path("vfio_ap_mdev_reset_queues")
+    def reset_queues(self, k: Any, mdev: Any) -> PathGen:
+        """`latest`'s two loops, each ``reset_queue`` and ``flush_work`` in its own ``q->lock`` bracket."""
+        for q in tuple(mdev.qtable.values()):
+            yield Acquire(q.lock, WRITE, owner=q)
+            yield from self.reset_queue(k, q)
+            yield Release(q.lock)
+        rc = 0
+        for q in tuple(mdev.qtable.values()):
+            yield Acquire(q.lock, WRITE, owner=q)
+            yield from self.flush_work(k, q.reset_work)
+            yield Release(q.lock)
+            rs = yield Read(q, "reset_status", "q->reset_status.response_code")
+            if rs != 0:
+                rc = -errno.EIO
+        return rc
 
-    def flush_work(self, k: Any, item: Any) -> PathGen:
-        return (yield from self._q_locked(k, item.owner, super().flush_work(k, item)))  # type: ignore[misc]
+    @path("vfio_ap_mdev_reset_qlist")
+    def reset_qlist(self, k: Any, qlist: list) -> PathGen:
+        """As ``reset_queues``, over a list."""
+        for q in qlist:
+            yield Acquire(q.lock, WRITE, owner=q)
+            yield from self.reset_queue(k, q)
+            yield Release(q.lock)
+        rc = 0
+        for q in qlist:
+            yield Acquire(q.lock, WRITE, owner=q)
+            yield from self.flush_work(k, q.reset_work)
+            yield Release(q.lock)
+            rs = yield Read(q, "reset_status", "q->reset_status.response_code")
+            if rs != 0:
+                rc = -errno.EIO
+        return rc
 
-    def irq_disable(self, k: Any, q: Any) -> PathGen:
-        return (yield from self._q_locked(k, q, super().irq_disable(k, q)))  # type: ignore[misc]
+    @path("vfio_ap_mdev_dma_unmap")
+    def dma_unmap(self, k: Any, mdev: Any, iova: int, length: int) -> PathGen:
+        """`latest`'s body; each ``irq_disable`` in a ``q->lock`` bracket."""
+        w = self.w
+        yield Acquire(w.mdevs_lock)
+        end = iova + length
+        for q in tuple(mdev.qtable.values()):
+            saved = yield Read(q, "saved_iova", "q->saved_iova")
+            if iova <= saved < end:
+                yield Acquire(q.lock, WRITE, owner=q)
+                yield from self.irq_disable(k, q)
+                yield Release(q.lock)
+        yield Release(w.mdevs_lock)
 
     @path("handle_pqap")
     def vfio_ap_handle_pqap(self, k: Any, vcpu: Any) -> PathGen:
@@ -1290,7 +1356,7 @@ class QueueLockPaths:
             info = yield Read(w.matrix_dev, "info", "matrix_dev->info")
             yield Acquire(q.lock, WRITE, owner=q)
             if apid in info.apm and apqi in info.aqm:
-                yield from self.reset_queue(k, q)
+                yield from self.reset_queue(k, q)  # under this q->lock
                 yield from self.flush_work(k, q.reset_work)
         if mdev is not None:
             yield from self.unlink_queue_fr_mdev(k, q, mdev)
@@ -1433,6 +1499,13 @@ class UserspacePqapPaths:
             vcpu.cc = 3
         return PqapResult(0, gr1, vcpu.cc, st.rc, None, by)
 
+    @path("vfio_ap_irq_enable")
+    def irq_enable(self, k: Any, q: Any, isc: int, vcpu: Any, kvm: Any = None) -> PathGen:
+        """`latest`'s, called from the ioctl with ``kvm`` = the handler's ``mdev->kvm``: the NIB
+        validation and the PV check (a step reading the named vCPU's PV state) each in a
+        ``kvm->srcu(r)`` read section."""
+        return (yield from self.irq_enable_alt(k, q, isc, vcpu, srcu_kvm=kvm))
+
     @path("vfio_device_fops_unl_ioctl")
     def vfio_pqap_ioctl(self, k: Any, mdev: Any, vcpu: Any) -> PathGen:
         """The vfio core passes the ioctl to the driver (no vfio-core lock)."""
@@ -1445,7 +1518,8 @@ class UserspacePqapPaths:
         PV check in ``kvm->srcu`` read sections) else ``irq_disable``; ``-mdevs_lock``; → status."""
         gr0, gr1, _gr2 = vcpu.regs  # the registers the VMM passes (GR2 is read by irq_enable)
         apqn = gr0 & 0xFFFF
-        yield from self.d_lock(k, WRITE)
+        w = self.w
+        yield Acquire(w.mdevs_lock)
         st = status(0x01)
         kvm = yield Read(mdev, "kvm", "matrix_mdev->kvm")
         if kvm is None:
@@ -1455,10 +1529,10 @@ class UserspacePqapPaths:
             if q is None:
                 yield Note("debug", f"vfio_ap: queue {format_apqn(apqn)} not bound to mdev {mdev.name}")
             elif gr1 & IR_BIT:
-                st = yield from self.irq_enable_alt(k, q, gr1 & 7, vcpu, srcu_kvm=kvm)
+                st = yield from self.irq_enable(k, q, gr1 & 7, vcpu, kvm)
             else:
                 st = yield from self.irq_disable(k, q)
-        yield from self.d_unlock(k, WRITE)
+        yield Release(w.mdevs_lock)
         return st
 
     # ------------------------------------------------------------------ set_kvm / unset_kvm: only D

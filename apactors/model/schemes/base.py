@@ -152,7 +152,8 @@ def all_schemes() -> list[type[Scheme]]:
 
 
 #: modules of the built-in schemes, imported on first lookup (each registers its classes)
-BUILTIN_MODULES = ("apactors.model.schemes.pre_e4", "apactors.model.schemes.e4", "apactors.model.schemes.latest")
+BUILTIN_MODULES = ("apactors.model.schemes.pre_e4", "apactors.model.schemes.e4", "apactors.model.schemes.latest",
+                   "apactors.model.schemes.alt")
 _loaded = False
 
 
