@@ -46,7 +46,7 @@ class HeldLocks:
                         break
 
 
-def _waits_for(p: Process, procs: dict[str, Process]) -> tuple[str, list[str], Any]:
+def _waits_for(p: Process, procs: dict[str, Process], scheme: Any = None) -> tuple[str, list[str], Any]:
     """(what p waits for, the actors it waits on, the lock if it is a lock wait)."""
     op = p.pending
     if isinstance(op, Acquire):
@@ -61,7 +61,10 @@ def _waits_for(p: Process, procs: dict[str, Process]) -> tuple[str, list[str], A
     if isinstance(op, Block):
         return op.cond.describe(), [b for b in op.cond.blockers(p) if b != p.name], None
     if isinstance(op, WaitWoken):
-        return f"a wake-up on {op.wq.name}", [], None
+        # An open-coded lock knows who holds it (the scheme keeps that bookkeeping without steps).
+        hook = getattr(scheme, "wait_blockers", None)
+        on = [b for b in hook(op.wq) if b != p.name] if hook is not None else []
+        return f"a wake-up on {op.wq.name}", on, None
     return f"{type(op).__name__}", [], None
 
 
@@ -70,8 +73,9 @@ class ProgressChecker:
 
     name = "progress"
 
-    def __init__(self, held: HeldLocks) -> None:
+    def __init__(self, held: HeldLocks, scheme: Any = None) -> None:
         self.held = held
+        self.scheme = scheme
 
     def _held_by(self, name: str) -> list[str]:
         return [lk.cls for lk in self.held.held.get(name, [])]
@@ -79,7 +83,7 @@ class ProgressChecker:
     def on_stuck(self, procs: list[Process], step: int) -> Finding:
         by_name = {p.name: p for p in procs}
         stuck = [p for p in procs if p.live()]
-        waits = {p.name: _waits_for(p, by_name) for p in stuck}
+        waits = {p.name: _waits_for(p, by_name, self.scheme) for p in stuck}
         cycle = self._find_cycle([p.name for p in stuck], {n: w[1] for n, w in waits.items()})
         entries = []
         for p in stuck:

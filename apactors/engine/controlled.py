@@ -41,7 +41,7 @@ class Observers:
         from apactors.check import CHECKERS
 
         self.held = HeldLocks()
-        self.progress = ProgressChecker(self.held)
+        self.progress = ProgressChecker(self.held, scheme)
         self.checkers = [factory(world, scheme, scenario) for factory in CHECKERS.values()]
         self.stream = [self.held] + [c for c in self.checkers if hasattr(c, "on_event")]
 
