@@ -22,13 +22,14 @@ from apactors.check.progress import CrashChecker, HeldLocks, ProgressChecker
 CheckerFactory = Callable[[Any, Any, Any], Any]
 
 #: name -> factory; the order is the order in which checkers see each event
-CHECKERS: dict[str, CheckerFactory] = {
-    "crash": lambda world, scheme, scenario: CrashChecker(),
-}
+CHECKERS: dict[str, CheckerFactory] = {}
 
 
-from apactors.check.lockdep import LockdepChecker  # noqa: E402  (after CHECKERS: it registers itself lazily)
+from apactors.check.lockdep import LockdepChecker  # noqa: E402
+from apactors.check.races import SharedStateChecker  # noqa: E402
 
+# One fused observer for races, stale reads, invariants and crashes (cheaper than four), then lockdep.
+CHECKERS["shared-state"] = lambda world, scheme, scenario: SharedStateChecker(world, scheme, scenario)
 CHECKERS["lockdep"] = lambda world, scheme, scenario: LockdepChecker(world, scheme, scenario)
 
 
@@ -38,4 +39,4 @@ def register_checker(name: str, factory: CheckerFactory) -> None:
 
 
 __all__ = ["AggregatedFinding", "CHECKERS", "CheckerFactory", "CrashChecker", "Finding", "FindingSet",
-           "HeldLocks", "LockdepChecker", "ProgressChecker", "make_signature", "register_checker"]
+           "HeldLocks", "LockdepChecker", "SharedStateChecker", "ProgressChecker", "make_signature", "register_checker"]
