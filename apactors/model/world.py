@@ -272,12 +272,16 @@ class VfioGroup(KObject):
 class VfioDevice(KObject):
     """The vfio device of an mdev: open count, ``vdev->kvm`` and its device set lock."""
 
-    __slots__ = ("open_count", "kvm", "dev_set_lock", "pins", "container")
+    __slots__ = ("open_count", "file_refs", "kvm", "dev_set_lock", "pins", "container")
     kind = "vdev"
 
     def __init__(self, name: str, owner: KObject) -> None:
         super().__init__(name, owner)
         self.open_count = 0
+        #: E4: references the open files hold on the device registration; a file takes it when its open
+        #: succeeded and drops it as the very last step of its release, after the vfio core's locks
+        #: (vfio_unregister_group_dev waits for it, so remove never frees the mdev under a closing task)
+        self.file_refs = 0
         self.kvm: "Vm | None" = None  #: E4: set at first open (v6.8+: with a VM reference held)
         self.dev_set_lock = Mutex("&new_dev_set->lock", name)
         #: guest page -> pin count of pages pinned through this device (vfio_pin_pages); replaced

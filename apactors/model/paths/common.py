@@ -208,7 +208,8 @@ class DeviceClosed(Cond):
         self.mdev = mdev
 
     def ready(self, k: Any) -> bool:
-        return self.mdev.vdev.open_count == 0
+        vdev = self.mdev.vdev
+        return vdev.open_count == 0 and vdev.file_refs == 0
 
     def describe(self) -> str:
         return f"vfio device {self.mdev.name} closed by its user"

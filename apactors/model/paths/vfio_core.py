@@ -44,6 +44,8 @@ class VfioCoreE4Paths:
             yield Update(vdev, "open_count", inc, 1, "device->open_count")
         yield Release(vdev.dev_set_lock)
         yield Release(group.group_lock)
+        if rc == 0:
+            yield Update(vdev, "file_refs", inc, 1, "device file's registration reference")
         return rc
 
     @path("vfio_device_group_close")
@@ -62,6 +64,7 @@ class VfioCoreE4Paths:
             yield Write(vdev, "kvm", None, "device->kvm")
         yield Release(vdev.dev_set_lock)
         yield Release(group.group_lock)
+        yield Update(vdev, "file_refs", dec, 1, "device file's registration reference")  # last step
         return 0
 
     # ------------------------------------------------------------------ DMA unmap
