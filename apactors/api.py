@@ -138,8 +138,9 @@ def explore(scheme: str | type[Scheme], scenario: str | Path | Scenario, *, stra
             progress: Callable[[int, int, int], None] | None = None, witness_attempts: int = 40) -> RunResult:
     """Run ``schedules`` schedules of ``scenario`` under ``scheme`` and aggregate the findings.
 
-    Each schedule ``i`` runs with its own seed derived from (``seed``, ``i``).  Traces of failing
-    schedules (``keep="failing"``), of all, or of none are written to ``out``.  An internal error in one
+    Each schedule ``i`` runs with its own seed derived from (``seed``, ``i``).  Traces are written to
+    ``out``: ``keep="failing"`` keeps every schedule that shows a defect for the first time (the trace
+    each finding points to), ``"all"`` every schedule, ``"none"`` none.  An internal error in one
     schedule is recorded in ``errors`` and the other schedules still run.  ``progress(done, total,
     findings)`` is called after each schedule.  Every potential deadlock (a lock-graph cycle) is then
     searched for a witness with up to ``witness_attempts`` directed schedules: a witness makes it
@@ -174,7 +175,10 @@ def explore(scheme: str | type[Scheme], scenario: str | Path | Scenario, *, stra
         result.steps += sr.steps
         result.outcomes[sr.outcome] = result.outcomes.get(sr.outcome, 0) + 1
         trace_path = None
-        if sr.events is not None and (keep == "all" or (keep == "failing" and sr.findings)):
+        # "failing" keeps the schedules that show a defect for the first time: a defect seen in 199
+        # schedules is one finding with a count, and its first trace is the one it points to.
+        new_defect = any(f.signature not in result.findings.by_sig for f in sr.findings)
+        if sr.events is not None and (keep == "all" or (keep == "failing" and new_defect)):
             path = out_dir / _trace_name(scen, scheme_cls.id, seed, i)
             header = trace_header(scheme_cls, scen, strategy, seed, i, s_seed, mode, max_steps)
             footer = {"outcome": sr.outcome, "steps": sr.steps, "findings": [f.to_json() for f in sr.findings]}

@@ -72,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="controlled: deterministic scheduler; threads: free-running pykka threads, recorded")
     run.add_argument("--out", default="apactors-out", help="directory for kept traces (default apactors-out)")
     run.add_argument("--keep-traces", choices=("failing", "all", "none"), default="failing",
-                     help="which traces to keep (default: failing)")
+                     help="which traces to keep (default: failing = the first schedule of each distinct finding)")
     run.add_argument("--json", action="store_true", help="print one JSON document on stdout")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.add_argument("--witness-attempts", type=int, default=40, metavar="N",
