@@ -271,7 +271,7 @@ class SharedStateChecker:
         stale = self.stale
         if stale is not None:
             if t.checks and p.stack is not t.stack and (t.nstale or len(p.stack) < len(t.stack)):
-                stale.rescope(t, p.stack)
+                stale.rescope(t, p.stack, p.frames)
             if t.nstale:
                 stale.act_use(step, p, t, op, obj)
             if v.decision:
@@ -308,7 +308,7 @@ class SharedStateChecker:
         stale = self.stale
         if stale is not None:
             if t.checks and p.stack is not t.stack and (t.nstale or len(p.stack) < len(t.stack)):
-                stale.rescope(t, p.stack)
+                stale.rescope(t, p.stack, p.frames)
             if t.nstale:
                 if v.decl is not None:
                     stale.act(step, p, t, op, _KIND_NAMES[kind])
@@ -373,7 +373,7 @@ class SharedStateChecker:
         stale = self.stale
         if stale is not None:
             if t.checks and p.stack is not t.stack and (t.nstale or len(p.stack) < len(t.stack)):
-                stale.rescope(t, p.stack)
+                stale.rescope(t, p.stack, p.frames)
             if t.nstale and op.owner is not None:
                 stale.act_use(step, p, t, op, op.owner)
         t.held = t.held + ((lock, mode, step),)
@@ -419,7 +419,7 @@ class SharedStateChecker:
                     break
         stale = self.stale
         if stale is not None and t.checks and p.stack is not t.stack and (t.nstale or len(p.stack) < len(t.stack)):
-            stale.rescope(t, p.stack)
+            stale.rescope(t, p.stack, p.frames)
         bit = self.lock_bit.get(lock)
         if bit is None:
             bit = self._new_bit(lock)
@@ -528,7 +528,7 @@ class SharedStateChecker:
         t = self.tasks.get(p)
         if t is not None and t.nstale:
             if t.checks and p.stack is not t.stack and (t.nstale or len(p.stack) < len(t.stack)):
-                self.stale.rescope(t, p.stack)
+                self.stale.rescope(t, p.stack, p.frames)
             if t.nstale:
                 self.stale.act(step, p, t, op, f"{op.name} {op.apqn >> 8:02x}.{op.apqn & 0xFF:04x}")
         if self.inv is not None and op.name == "ZAPQ":
@@ -538,7 +538,7 @@ class SharedStateChecker:
         t = self.tasks.get(p) or self.task(p)
         if t.nstale:
             if t.checks and p.stack is not t.stack and (t.nstale or len(p.stack) < len(t.stack)):
-                self.stale.rescope(t, p.stack)
+                self.stale.rescope(t, p.stack, p.frames)
             if t.nstale:
                 self.stale.act(step, p, t, op, "free")
         if op.obj is not None:

@@ -44,12 +44,14 @@ class Check:
 
     __slots__ = ("v", "value", "read", "change", "scope", "depth")
 
-    def __init__(self, v: Any, value: Any, read: tuple) -> None:
+    def __init__(self, v: Any, value: Any, read: tuple, frames: tuple[int, ...]) -> None:
         self.v = v
         self.value = value
         self.read = read
         self.change: tuple | None = None
-        self.scope = read[1][:-1]  #: the caller of the reading function: the check lives while it runs
+        #: the call of the reading function's caller (call numbers, so that a later call of the same
+        #: function is a different scope): the check lives while it runs
+        self.scope = frames[:-1]
         self.depth = len(self.scope)
 
 
@@ -71,7 +73,7 @@ class StaleComponent:
             t.nstale -= 1
         if not checks:
             t.stack = p.stack
-        chk = Check(v, value, (p.name, p.stack, step, t.held, value))
+        chk = Check(v, value, (p.name, p.stack, step, t.held, value), p.frames)
         checks[key] = chk
         w = v.watchers
         if w is None:
@@ -92,10 +94,10 @@ class StaleComponent:
                 chk.change = (p.name, p.stack, step, t.held, new)
                 other.nstale += 1
 
-    def rescope(self, t: Any, stack: tuple[str, ...]) -> None:
-        """End the checks whose scope (the caller of the reading function) has returned."""
+    def rescope(self, t: Any, stack: tuple[str, ...], frames: tuple[int, ...]) -> None:
+        """End the checks whose scope (the call of the reading function's caller) has returned."""
         t.stack = stack
-        n = len(stack)
+        n = len(frames)
         prefixes: dict[int, tuple] = {}
         for key, chk in list(t.checks.items()):
             m = chk.depth
@@ -104,7 +106,7 @@ class StaleComponent:
                 continue
             pre = prefixes.get(m)
             if pre is None:
-                pre = prefixes[m] = stack[:m]
+                pre = prefixes[m] = frames[:m]
             if pre != chk.scope:
                 self._drop(t, key, chk)
 

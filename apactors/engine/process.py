@@ -23,7 +23,7 @@ class Process:
     so the scheduler can see whether the actor has work).
     """
 
-    __slots__ = ("name", "kind", "spec", "world", "stack", "arrival", "gen", "pending", "ops", "state",
+    __slots__ = ("name", "kind", "spec", "world", "stack", "frames", "arrival", "gen", "pending", "ops", "state",
                  "current", "runtime", "started_ops", "results", "order", "crash", "task", "blocked")
 
     def __init__(self, name: str, kind: str, spec: Any, world: Any, runtime: "Runtime", order: int) -> None:
@@ -32,6 +32,7 @@ class Process:
         self.spec = spec
         self.world = world
         self.stack: tuple[str, ...] = ()
+        self.frames: tuple[int, ...] = ()  #: a call number per entry of ``stack`` (see schemes.base.path)
         self.arrival = 0
         self.gen: Any = None
         self.pending: Op | None = None
@@ -165,6 +166,7 @@ class Runtime:
             p.gen = None
             p.pending = None
             p.stack = ()
+            p.frames = ()
             p.results.append(stop.value)
             p.state = IDLE if p.kind != "worker" else DONE
             if sink is not None and p.kind != "worker":

@@ -29,6 +29,7 @@ class InlineContext:
         self.world = world
         self.arrival = 0
         self.stack: tuple[str, ...] = ()
+        self.frames: tuple[int, ...] = ()
 
     def choose(self, n: int, label: str) -> int:
         return 0  # setup is deterministic: the first (normal) outcome of every environment choice

@@ -14,11 +14,16 @@ function names currently executing, which events record).
 from __future__ import annotations
 
 import functools
+import itertools
 from typing import Any, Callable, ClassVar, Generator, Iterator
 
 from apactors.model.ops import Acquire, EndWork, Op, Release, StartWork
 
 PathGen = Generator[Op, Any, Any]
+
+#: call numbers: ``k.frames`` parallels ``k.stack`` with a number per call, so a checker can tell two
+#: calls of the same function apart (never serialized: traces do not depend on it)
+_frame_numbers = itertools.count(1)
 
 
 def path(name: str | Callable[..., PathGen] | None = None) -> Any:
@@ -31,10 +36,12 @@ def path(name: str | Callable[..., PathGen] | None = None) -> Any:
         @functools.wraps(fn)
         def wrapper(self: Any, k: Any, *args: Any, **kwargs: Any) -> PathGen:
             k.stack = k.stack + (fname,)
+            k.frames = k.frames + (next(_frame_numbers),)
             try:
                 return (yield from fn(self, k, *args, **kwargs))
             finally:
                 k.stack = k.stack[:-1]
+                k.frames = k.frames[:-1]
 
         wrapper.kernel_path = fname  # type: ignore[attr-defined]
         return wrapper
