@@ -22,9 +22,13 @@ from apactors.model.schemes.base import Scheme, get_scheme
 from apactors.scenario import Scenario, resolve_scenario, scenario_from_dict
 from apactors.trace.format import TRACE_FORMAT, event_to_dict
 from apactors.trace.reader import read_trace
-from apactors.trace.writer import write_trace
 
 KEEP_CHOICES = ("failing", "all", "none")
+
+
+class RunArgumentError(ValueError):
+    """An argument combination ``explore`` cannot run (the CLI reports it with status 2)."""
+
 MODES = ("controlled", "threads")
 
 
@@ -89,6 +93,8 @@ class RunResult:
     outcomes: dict[str, int] = field(default_factory=dict)
     traces: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    #: what the strategy says about the search: the PCT bound, or a DFS's exhaustive verdict
+    search: dict[str, Any] | None = None
 
     def findings_json(self) -> list[dict[str, Any]]:
         return self.findings.to_json()
@@ -124,6 +130,8 @@ class RunResult:
             "findings": self.findings_json(),
             "traces": list(self.traces),
             "errors": list(self.errors),
+            **({"search": self.search, "exhaustive": bool(self.search.get("exhaustive"))}
+               if self.search else {}),
         }
 
 
@@ -135,64 +143,70 @@ def _trace_name(scenario: Scenario, scheme_id: str, seed: int, index: int) -> st
 def explore(scheme: str | type[Scheme], scenario: str | Path | Scenario, *, strategy: str = "random",
             seed: int = 0, schedules: int = 100, max_steps: int = 50_000, mode: str = "controlled",
             out: str | Path | None = None, keep: str = "failing",
-            progress: Callable[[int, int, int], None] | None = None, witness_attempts: int = 40) -> RunResult:
+            progress: Callable[[int, int, int], None] | None = None, witness_attempts: int = 40,
+            strategy_options: dict[str, Any] | None = None, jobs: int = 1) -> RunResult:
     """Run ``schedules`` schedules of ``scenario`` under ``scheme`` and aggregate the findings.
 
-    Each schedule ``i`` runs with its own seed derived from (``seed``, ``i``).  Traces are written to
-    ``out``: ``keep="failing"`` keeps every schedule that shows a defect for the first time (the trace
-    each finding points to), ``"all"`` every schedule, ``"none"`` none.  An internal error in one
-    schedule is recorded in ``errors`` and the other schedules still run.  ``progress(done, total,
-    findings)`` is called after each schedule.  Every potential deadlock (a lock-graph cycle) is then
-    searched for a witness with up to ``witness_attempts`` directed schedules: a witness makes it
-    ``confirmed`` and its trace (which replays to the actual deadlock) becomes the finding's ``trace``.
+    Each schedule ``i`` runs with its own seed derived from (``seed``, ``i``), so the result does not
+    depend on ``jobs`` (worker processes over contiguous ranges of schedules, merged in index order).
+    Traces are written to ``out``: ``keep="failing"`` keeps every schedule that shows a defect for the
+    first time (the trace each finding points to), ``"all"`` every schedule, ``"none"`` none.  An
+    internal error in one schedule is recorded in ``errors`` and the other schedules still run.
+    ``strategy_options`` go to the strategy (``depth`` for pct, ``preemptions`` for dfs); a search
+    driver such as ``dfs`` runs up to ``schedules`` schedules and reports whether its search was
+    exhaustive (``search``).  ``progress(done, total, findings)`` is called as schedules finish.
+    Every potential deadlock (a lock-graph cycle) is then searched for a witness with up to
+    ``witness_attempts`` directed schedules: a witness makes it ``confirmed`` and its trace (which
+    replays to the actual deadlock) becomes the finding's ``trace``.
     """
+    from apactors.explore.parallel import RangeResult, finish_range, merge, record_schedule, run_parallel
+
     if keep not in KEEP_CHOICES:
-        raise ValueError(f"keep must be one of {', '.join(KEEP_CHOICES)}")
+        raise RunArgumentError(f"keep must be one of {', '.join(KEEP_CHOICES)}")
     if mode not in MODES:
-        raise ValueError(f"mode must be one of {', '.join(MODES)}")
+        raise RunArgumentError(f"mode must be one of {', '.join(MODES)}")
+    if jobs < 1:
+        raise RunArgumentError("jobs must be at least 1")
     scheme_cls = _scheme_class(scheme)
     scen = _scenario(scenario)
+    try:
+        strat: Strategy = make_strategy(strategy, **(strategy_options or {}))
+    except ValueError as e:
+        raise RunArgumentError(str(e)) from None
+    if strat.is_driver and jobs > 1:
+        raise RunArgumentError(f"strategy {strategy!r} is a search driver and cannot be split over jobs; "
+                               "run it with --jobs 1")
+    if strat.is_driver and mode != "controlled":
+        raise RunArgumentError(f"strategy {strategy!r} needs --mode controlled")
+    build_world(scheme_cls, scen)  # validates the setup once: a refused setup step is bad input (SetupError)
     out_dir = Path(out) if out is not None else Path("apactors-out")
     result = RunResult(scheme_cls.id, scen.name, strategy, seed, schedules, mode)
-    strat: Strategy = make_strategy(strategy)
-    build_world(scheme_cls, scen)  # validates the setup once: a refused setup step is bad input (SetupError)
-    record = keep != "none"
     t0 = time.perf_counter()
-    for i in range(schedules):
-        s_seed = schedule_seed(seed, i)
-        try:
-            if mode == "threads":
-                from apactors.engine.threads import run_threaded_schedule
-
-                sr = run_threaded_schedule(scheme_cls, scen, index=i, seed=s_seed, max_steps=max_steps)
-            else:
-                sr = run_schedule(scheme_cls, scen, strat, index=i, seed=s_seed, max_steps=max_steps,
-                                  record=record)
-        except Exception as e:  # noqa: BLE001 - one broken schedule must not lose the others
-            result.errors.append(f"schedule {i} (seed {s_seed}): internal error: {type(e).__name__}: {e}")
-            result.outcomes["error"] = result.outcomes.get("error", 0) + 1
-            continue
-        result.steps += sr.steps
-        result.outcomes[sr.outcome] = result.outcomes.get(sr.outcome, 0) + 1
-        trace_path = None
-        # "failing" keeps the schedules that show a defect for the first time: a defect seen in 199
-        # schedules is one finding with a count, and its first trace is the one it points to.
-        new_defect = any(f.signature not in result.findings.by_sig for f in sr.findings)
-        if sr.events is not None and (keep == "all" or (keep == "failing" and new_defect)):
-            path = out_dir / _trace_name(scen, scheme_cls.id, seed, i)
-            header = trace_header(scheme_cls, scen, strategy, seed, i, s_seed, mode, max_steps)
-            footer = {"outcome": sr.outcome, "steps": sr.steps, "findings": [f.to_json() for f in sr.findings]}
-            write_trace(path, header, render_events(sr.events), footer)
-            trace_path = str(path)
-            result.traces.append(trace_path)
-        for f in sr.findings:
-            result.findings.add(f, i, s_seed, trace_path)
-        if progress is not None:
-            progress(i + 1, schedules, len(result.findings))
+    if strat.is_driver:  # a search (dfs) chooses its own schedules, one after another
+        part, found = RangeResult(0, 0), FindingSet()
+        driver = strat.driver(scheme_cls, scen, max_schedules=schedules, max_steps=max_steps, record=keep != "none")
+        n = 0
+        for sr in driver:
+            record_schedule(part, found, sr, scheme_cls=scheme_cls, scen=scen, strategy=strategy, seed=seed,
+                            mode=mode, max_steps=max_steps, keep=keep, out_dir=out_dir)
+            n += 1
+            if progress is not None:
+                progress(n, schedules, len(found))
+        part.stop = n
+        merge(result, [finish_range(part, found)], keep)
+        result.schedules = n
+        result.search = driver.summary().to_json()
+    else:
+        strat.prepare(scheme_cls, scen, max_steps)
+        parts = run_parallel(scheme_cls, scen, strategy=strategy, params=strat.params(), seed=seed,
+                             schedules=schedules, max_steps=max_steps, mode=mode, out_dir=out_dir, keep=keep,
+                             jobs=jobs, progress=progress)
+        merge(result, parts, keep)
+        result.search = strat.summary(schedules)
     if witness_attempts > 0:
         from apactors.check.witness import confirm_all
 
-        confirm_all(result.findings, scheme_cls, scen, out=out_dir if record else None, seed=seed,
+        confirm_all(result.findings, scheme_cls, scen, out=out_dir if keep != "none" else None, seed=seed,
                     attempts=witness_attempts, max_steps=max_steps)
     result.elapsed_s = time.perf_counter() - t0
     return result
@@ -211,6 +225,9 @@ class ReplayResult:
     findings: FindingSet
     divergence: dict[str, Any] | None = None
     events: list[dict[str, Any]] = field(default_factory=list)
+    continued_at: int | None = None  #: --continue random: the step where the random scheduler took over
+    continue_reason: str | None = None
+    continued_trace: str | None = None
 
     @property
     def reproduced(self) -> bool:
@@ -228,6 +245,8 @@ class ReplayResult:
             "reproduced": self.reproduced,
             "divergence": self.divergence,
             "findings": self.findings.to_json(),
+            **({"continued_at": self.continued_at, "continue_reason": self.continue_reason,
+                "continued_trace": self.continued_trace} if self.continue_reason or self.continued_trace else {}),
         }
 
 
@@ -236,14 +255,18 @@ def _first_difference(expected: dict[str, Any], got: dict[str, Any]) -> str:
     return ", ".join(f"{k}: expected {expected.get(k)!r}, got {got.get(k)!r}" for k in keys)
 
 
-def replay(trace: str | Path) -> ReplayResult:
+def replay(trace: str | Path, *, continue_random: bool = False, seed: int = 0,
+           out: str | Path | None = None) -> ReplayResult:
     """Re-execute a trace in controlled mode and compare every event with the recorded one.
 
     The schedule (which actor takes each step) and the environment choices come from the trace; the
     execution itself is recomputed from the scheme and the scenario in the trace header.  The first
-    event that differs, or a step the execution cannot take, is reported as the divergence.
+    event that differs, or a step the execution cannot take, is reported as the divergence.  With
+    ``continue_random``, a run that diverges or outlives its recording goes on under a random scheduler
+    seeded with ``seed`` (``continued_at`` says where) and, with ``out``, its trace is written there.
     Raises :class:`apactors.trace.TraceError` for a trace that cannot be read.
     """
+    from apactors.engine.strategies import ReplayThenRandom
     from apactors.trace.reader import TraceError
 
     tr = read_trace(trace)
@@ -257,23 +280,26 @@ def replay(trace: str | Path) -> ReplayResult:
     except SchemeDefinitionError as e:
         raise TraceError(f"{tr.path}: header.scheme_def: {e}") from None
     scen = scenario_from_dict(hdr["scenario"], str(tr.path), key_prefix="header.scenario")
-    strat = ReplayStrategy(tr.schedule())
+    strat: Strategy = ReplayThenRandom(tr.schedule(), seed) if continue_random else ReplayStrategy(tr.schedule())
     divergence: dict[str, Any] | None = None
     raw: list[tuple] = []
+    max_steps = int(hdr.get("max_steps", 50_000))
     try:
-        sr = run_schedule(scheme_cls, scen, strat, seed=int(hdr.get("schedule_seed", 0)),
-                          max_steps=int(hdr.get("max_steps", 50_000)), record=True, events=raw)
+        sr = run_schedule(scheme_cls, scen, strat, index=int(hdr.get("schedule", 0)),
+                          seed=int(hdr.get("schedule_seed", 0)), max_steps=max_steps, record=True, events=raw)
     except Divergence as d:
         divergence = {"step": d.step, "expected": d.expected, "got": d.got}
         sr = None
     got = render_events(raw)
-    for exp, ev in zip(tr.steps, got):
+    continued_at = getattr(strat, "switched_at", None)
+    compare_upto = len(got) if continued_at is None else sum(1 for ev in got if ev["step"] < continued_at)
+    for exp, ev in zip(tr.steps, got[:compare_upto]):
         if exp != ev:
             divergence = {"step": exp.get("step"), "expected": exp, "got": ev,
                           "difference": _first_difference(exp, ev)}
             break
     else:
-        if sr is not None and divergence is None and len(got) != len(tr.steps):
+        if sr is not None and divergence is None and continued_at is None and len(got) != len(tr.steps):
             n = min(len(got), len(tr.steps))
             divergence = {"step": (tr.steps[n] if n < len(tr.steps) else got[n])["step"],
                           "expected": tr.steps[n] if n < len(tr.steps) else "the trace to end here",
@@ -282,11 +308,23 @@ def replay(trace: str | Path) -> ReplayResult:
     if sr is not None:
         for f in sr.findings:
             findings.add(f, int(hdr.get("schedule", 0)), int(hdr.get("schedule_seed", 0)), str(tr.path))
-    return ReplayResult(
+    res = ReplayResult(
         trace=str(tr.path), scheme=scheme_cls.id, scenario=scen.name, steps=sr.steps if sr else 0,
         outcome=sr.outcome if sr else "diverged", recorded_outcome=(tr.footer or {}).get("outcome"),
         findings=findings, divergence=divergence, events=got)
+    if continue_random:
+        res.continued_at = continued_at
+        res.continue_reason = getattr(strat, "reason", None)
+        if out is not None and sr is not None:
+            header = dict(hdr, strategy=f"replay+random({hdr.get('strategy')})", continue_seed=seed)
+            header.pop("event", None)
+            footer = {"outcome": sr.outcome, "steps": sr.steps, "findings": [f.to_json() for f in sr.findings]}
+            from apactors.trace.writer import write_trace
+
+            write_trace(Path(out), header, got, footer)
+            res.continued_trace = str(out)
+    return res
 
 
-__all__ = ["KEEP_CHOICES", "MODES", "ReplayResult", "RunResult", "ScheduleResult", "explore", "replay",
+__all__ = ["KEEP_CHOICES", "MODES", "RunArgumentError", "ReplayResult", "RunResult", "ScheduleResult", "explore", "replay",
            "schedule_seed", "trace_header"]

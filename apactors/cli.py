@@ -62,8 +62,14 @@ def build_parser() -> argparse.ArgumentParser:
     src = run.add_mutually_exclusive_group(required=True)
     src.add_argument("--scenario", help="built-in scenario name (see `apactors scenarios`)")
     src.add_argument("--scenario-file", help="path of a scenario TOML file")
-    run.add_argument("--strategy", default="random", choices=sorted(STRATEGIES),
-                     help="scheduling strategy (default: random)")
+    run.add_argument("--strategy", default="portfolio", choices=sorted(STRATEGIES),
+                     help="scheduling strategy: portfolio (default: a mix of random and PCT), random, pct, "
+                          "rr (round robin), dfs (exhaustive search, bounded preemptions, sleep sets)")
+    run.add_argument("--depth", type=_positive, help="pct: the bug depth d (default 3)")
+    run.add_argument("--preemptions", type=int,
+                     help="dfs: the preemption bound (default 2; -1: no bound)")
+    run.add_argument("--jobs", type=_positive, default=1,
+                     help="worker processes (same result as one; not for dfs)")
     run.add_argument("--seed", type=_seed, default=0, help="seed of the run (default 0)")
     run.add_argument("--schedules", type=_positive, default=100, help="number of schedules (default 100)")
     run.add_argument("--max-steps", type=_positive, default=50_000,
@@ -84,6 +90,11 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("trace", help="a trace file (.jsonl) written by `apactors run`")
     rep.add_argument("--json", action="store_true", help="print one JSON document on stdout")
     rep.add_argument("--steps", action="store_true", help="print every step of the replayed execution")
+    rep.add_argument("--continue", dest="continue_", choices=("random",),
+                     help="when the execution diverges or outlives the trace, keep going under a seeded "
+                          "random scheduler")
+    rep.add_argument("--seed", type=_seed, default=0, help="seed of the --continue scheduler (default 0)")
+    rep.add_argument("--out", help="with --continue: write the continued execution as a new trace")
 
     scn = sub.add_parser("scenarios", help="list the built-in scenarios")
     scn.add_argument("--json", action="store_true", help="print one JSON document on stdout")
@@ -95,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_lockdep_parser(sub)
     add_scheme_parser(sub)
+    from apactors.explore.shrink import add_shrink_parser
+
+    add_shrink_parser(sub)
     return parser
 
 
@@ -153,7 +167,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         result = explore(scheme_cls, scenario, strategy=args.strategy, seed=args.seed, schedules=args.schedules,
                          max_steps=args.max_steps, mode=args.mode, out=args.out, keep=args.keep_traces,
-                         progress=progress_cb, witness_attempts=args.witness_attempts)
+                         progress=progress_cb, witness_attempts=args.witness_attempts, jobs=args.jobs,
+                         strategy_options={"depth": args.depth, "preemptions": args.preemptions})
     finally:
         if bar is not None:
             bar.stop()
@@ -168,6 +183,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                       f"strategy {result.strategy}, seed {result.seed}, mode {result.mode}")
         console.print(f"{result.schedules} schedules, {result.steps} steps in {result.elapsed_s:.2f} s "
                       f"({rate:,.0f} steps/s); outcomes: {outcomes}")
+        if result.search:
+            console.print("search: " + ", ".join(f"{k} {v}" for k, v in result.search.items()), markup=False)
         _print_findings(console, doc["findings"])
     for err in result.errors:
         print(f"apactors: {err}", file=sys.stderr)
@@ -179,7 +196,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_replay(args: argparse.Namespace) -> int:
     from apactors.api import replay
 
-    res = replay(args.trace)
+    if args.out and not args.continue_:
+        raise BadInput("--out goes with --continue random")
+    res = replay(args.trace, continue_random=args.continue_ == "random", seed=args.seed, out=args.out)
     doc = res.to_json()
     if args.json:
         if args.steps:
@@ -192,6 +211,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
                 console.print(_format_step(ev), markup=False)
         console.print(f"replayed {res.trace}: scheme {res.scheme}, scenario {res.scenario}, {res.steps} steps, "
                       f"outcome {res.outcome} (recorded: {res.recorded_outcome})")
+        if res.continue_reason:
+            console.print(f"continued under a random scheduler (seed {args.seed}) from step {res.continued_at}: "
+                          f"{res.continue_reason}" + (f"; trace: {res.continued_trace}" if res.continued_trace else ""),
+                          markup=False)
         if res.divergence is not None:
             d = res.divergence
             console.print(f"DIVERGED at step {d['step']}: {d.get('difference') or ''}", markup=False)
@@ -256,6 +279,12 @@ def cmd_lockdep(args: argparse.Namespace) -> int:
     return run_lockdep(args)
 
 
+def cmd_shrink(args: argparse.Namespace) -> int:
+    from apactors.explore.shrink import cmd_shrink as run_shrink
+
+    return run_shrink(args)
+
+
 def cmd_scheme(args: argparse.Namespace) -> int:
     from apactors.report.scheme_show import cmd_scheme as show
 
@@ -263,7 +292,7 @@ def cmd_scheme(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"scheme": cmd_scheme, "run": cmd_run, "replay": cmd_replay, "scenarios": cmd_scenarios, "schemes": cmd_schemes,
-            "lockdep": cmd_lockdep}
+            "lockdep": cmd_lockdep, "shrink": cmd_shrink}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -273,6 +302,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from apactors.logs import configure_logging
 
     configure_logging(args.log_format)
+    from apactors.api import RunArgumentError
     from apactors.model.build import SetupError
     from apactors.model.scheme_file import SchemeDefinitionError
     from apactors.model.schemes.base import UnknownScheme
@@ -281,7 +311,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         return COMMANDS[args.command](args)
-    except (ScenarioError, TraceError, SetupError, SchemeDefinitionError, BadInput) as e:
+    except (ScenarioError, TraceError, SetupError, SchemeDefinitionError, RunArgumentError, BadInput) as e:
         print(f"apactors: error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except UnknownScheme as e:  # the message lists the known ids
