@@ -184,13 +184,29 @@ def cmd_run(args: argparse.Namespace) -> int:
         console.print(f"{result.schedules} schedules, {result.steps} steps in {result.elapsed_s:.2f} s "
                       f"({rate:,.0f} steps/s); outcomes: {outcomes}")
         if result.search:
-            console.print("search: " + ", ".join(f"{k} {v}" for k, v in result.search.items()), markup=False)
+            console.print(_search_line(result.search), markup=False)
         _print_findings(console, doc["findings"])
     for err in result.errors:
         print(f"apactors: {err}", file=sys.stderr)
     if result.errors:
         return EXIT_BAD_INPUT
     return EXIT_FINDINGS if doc["findings"] else EXIT_OK
+
+
+def _search_line(search: dict[str, Any]) -> str:
+    """How hard the strategy looked, in one line (the JSON has every number)."""
+    if "exhaustive" in search:
+        verdict = "exhaustive" if search["exhaustive"] else "NOT exhaustive (schedule budget reached)"
+        bound = search.get("preemptions")
+        return (f"search: {verdict}: {search.get('schedules')} schedules, preemption bound "
+                f"{'none' if bound is None or bound < 0 else bound}")
+    pcts = search.get("pct") or ([search] if search.get("strategy") == "pct" else [])
+    parts = [f"pct d={p['depth']}: >= {p['per_schedule_bound']:.2g} per schedule, chance of having missed a "
+             f"depth-{p['depth']} bug {p['miss_probability']:.0%} (k={p['k']}, n={p['n']})" for p in pcts]
+    head = f"search: {search.get('strategy')}"
+    if search.get("members"):
+        head += f" ({', '.join(search['members'])})"
+    return head + ("; " + "; ".join(parts) if parts else "")
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
