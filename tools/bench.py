@@ -78,7 +78,7 @@ def main() -> int:
     for r in rows + [total]:
         table.add_row(r["scenario"], f"{r['steps']:,}", f"{r['on_steps_s']:,.0f}", f"{r['on_sched_s']:,.1f}",
                       f"{r['floor_steps_s']:,.0f}", f"{r['floor_sched_s']:,.1f}", f"{r['ratio']:.2f}")
-    Console().print(table)
+    Console(width=max(120, Console().width)).print(table)
     return 0
 
 
