@@ -276,6 +276,10 @@ class SharedStateChecker:
                 stale.act_use(step, p, t, op, obj)
             if v.decision:
                 stale.check(step, p, t, v, result)
+        if v.sync:  # reading a synchronising flag orders the reader after its last writer
+            vc = self.sync.get(obj)
+            if vc is not None:
+                self._join(t, vc)
         if v.race:
             self._access(v, t, step, p, READ, result)
         if v.pointer:

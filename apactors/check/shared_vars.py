@@ -100,6 +100,9 @@ _MATRIX_ROLES: dict[tuple[str, bool], SharedVar] = {
 SYNC_FIELDS: frozenset[tuple[str, str]] = frozenset({
     ("vdev", "open_count"), ("vcpu", "in_sie"), ("vcpu", "prog_block_sie"), ("ap_bus", "scan_running"),
     ("ap_bus", "scan_task"),
+    # the driver core's device list (a klist under its own spinlock): finding a device on it orders the
+    # finder after the probe that put it there
+    ("qdev", "on_driver_list"),
 })
 
 #: update function -> the (object, field) pairs it reads inside its step, from the Update's ``arg``

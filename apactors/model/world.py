@@ -115,12 +115,15 @@ class QueueDevice(KObject):
     the end of its remove (the doc's definition of "bound", §9).
     """
 
-    __slots__ = ("apqn", "driver", "drvdata", "device_lock", "registered", "order")
+    __slots__ = ("apqn", "driver", "drvdata", "device_lock", "registered", "order", "on_driver_list")
     kind = "qdev"
 
     def __init__(self, apqn: int, order: int) -> None:
         super().__init__(format_apqn(apqn))
         self.apqn = apqn
+        #: on the bound driver's device list (driver_bound after a successful probe, until after its
+        #: remove): what the pre-E4 find_queue (driver_find_device) searches; written by pre-E4 only
+        self.on_driver_list = False
         self.driver: str | None = None
         self.drvdata: "VfioApQueue | None" = None
         # The driver core gives dev->mutex lockdep's no-validate class (§2.1).

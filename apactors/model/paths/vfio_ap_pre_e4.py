@@ -106,6 +106,21 @@ class DecIfPositive(Update):
 # --------------------------------------------------------------------------- the driver
 
 class VfioApPreE4Paths:
+    # The driver core's device list of the driver, which the pre-E4 find_queue searches: joined after a
+    # successful probe (driver_bound), left after the remove (klist_remove in __device_release_driver).
+
+    def ap_device_probe(self, k: Any, qdev: Any, drv: str) -> PathGen:
+        rc = yield from super().ap_device_probe(k, qdev, drv)  # type: ignore[misc]
+        if rc == 0 and drv == VFIO_AP:
+            yield Write(qdev, "on_driver_list", True, "driver_bound: klist_add_tail(knode_driver)")
+        return rc
+
+    def ap_device_remove(self, k: Any, qdev: Any) -> PathGen:
+        listed = qdev.on_driver_list
+        yield from super().ap_device_remove(k, qdev)  # type: ignore[misc]
+        if listed:
+            yield Write(qdev, "on_driver_list", False, "klist_remove(knode_driver)")
+
     """vfio_ap, notifier era (`v5.10` forms; ``*_v511`` forms for the schemes from `v5.11`).
 
     Variation points (class attributes and small methods a scheme overrides):
@@ -174,9 +189,14 @@ class VfioApPreE4Paths:
 
     @path("vfio_ap_find_queue")
     def find_queue(self, k: Any, apqn: int) -> PathGen:
-        """Search the devices bound to vfio_ap for this APQN; → its drvdata (q) or NULL."""
+        """Search the devices on vfio_ap's device list (``driver_find_device``) for this APQN; → its
+        drvdata (q) or NULL.  A device joins the list when its probe has returned and leaves it after
+        its remove (see ``ap_device_probe`` / ``ap_device_remove`` below), not at the probe gate."""
         qdev = self.w.bus.devices.get(apqn)
         if qdev is None or qdev.driver != VFIO_AP:
+            return None
+        listed = yield Read(qdev, "on_driver_list", "driver_find_device(&vfio_ap_drv->driver)")
+        if not listed:
             return None
         q = yield Read(qdev, "drvdata", "dev_get_drvdata(&queue->ap_dev.device)")
         return q
