@@ -106,6 +106,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_lockdep_parser(sub)
     add_scheme_parser(sub)
+    from apactors.report.compare import add_compare_parser
+    from apactors.report.html import add_report_parser
+
+    add_compare_parser(sub)
+    add_report_parser(sub)
     from apactors.explore.shrink import add_shrink_parser
 
     add_shrink_parser(sub)
@@ -295,6 +300,18 @@ def cmd_lockdep(args: argparse.Namespace) -> int:
     return run_lockdep(args)
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from apactors.report.compare import cmd_compare as run_compare
+
+    return run_compare(args)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from apactors.report.html import cmd_report as run_report
+
+    return run_report(args)
+
+
 def cmd_shrink(args: argparse.Namespace) -> int:
     from apactors.explore.shrink import cmd_shrink as run_shrink
 
@@ -308,7 +325,7 @@ def cmd_scheme(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"scheme": cmd_scheme, "run": cmd_run, "replay": cmd_replay, "scenarios": cmd_scenarios, "schemes": cmd_schemes,
-            "lockdep": cmd_lockdep, "shrink": cmd_shrink}
+            "lockdep": cmd_lockdep, "shrink": cmd_shrink, "compare": cmd_compare, "report": cmd_report}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
