@@ -24,17 +24,27 @@ from apactors.check.findings import Finding, canonical_rotation
 from apactors.engine.process import CRASH, Process
 from apactors.model.locks import RwSem, Srcu
 from apactors.model.ops import Acquire, Block, Release, SynchronizeSrcu, WaitWoken
+from apactors.model.waitdep_ops import WaitDepAcquire, WaitDepRelease, WaitDepWait
 
 
 class HeldLocks:
-    """Observer: the lock instances each actor holds, in acquisition order."""
+    """Observer: the lock instances each actor holds, in acquisition order, and who holds each open-coded
+    lock (a flag plus wait queue) as the schemes' waitdep annotations say."""
 
     def __init__(self) -> None:
         self.held: dict[str, list[Any]] = {}
+        self.node_holder: dict[Any, str] = {}  #: waitdep node -> the actor that set the flag
+        self.waits_on: dict[str, Any] = {}  #: actor -> the waitdep node of its latest wait test
 
     def on_event(self, step: int, p: Process, op: Any, result: Any, extra: Any) -> None:
         cls = op.__class__
-        if cls is Acquire:
+        if cls is WaitDepAcquire:
+            self.node_holder[op.node] = p.name
+        elif cls is WaitDepRelease:
+            self.node_holder.pop(op.node, None)
+        elif cls is WaitDepWait:
+            self.waits_on[p.name] = op.node
+        elif cls is Acquire:
             if result:
                 self.held.setdefault(p.name, []).append(op.lock)
         elif cls is Release:
@@ -46,7 +56,8 @@ class HeldLocks:
                         break
 
 
-def _waits_for(p: Process, procs: dict[str, Process], scheme: Any = None) -> tuple[str, list[str], Any]:
+def _waits_for(p: Process, procs: dict[str, Process], scheme: Any = None,
+               held: HeldLocks | None = None) -> tuple[str, list[str], Any]:
     """(what p waits for, the actors it waits on, the lock if it is a lock wait)."""
     op = p.pending
     if isinstance(op, Acquire):
@@ -61,9 +72,16 @@ def _waits_for(p: Process, procs: dict[str, Process], scheme: Any = None) -> tup
     if isinstance(op, Block):
         return op.cond.describe(), [b for b in op.cond.blockers(p) if b != p.name], None
     if isinstance(op, WaitWoken):
-        # An open-coded lock knows who holds it (the scheme keeps that bookkeeping without steps).
+        # An open-coded lock knows who holds it: the scheme's own bookkeeping, or the actor that set the
+        # flag this task last tested (the waitdep annotation of the wait).
         hook = getattr(scheme, "wait_blockers", None)
         on = [b for b in hook(op.wq) if b != p.name] if hook is not None else []
+        node = held.waits_on.get(p.name) if held is not None else None
+        if node is not None:
+            holder = held.node_holder.get(node)
+            if holder is not None and holder != p.name and holder not in on:
+                on.append(holder)
+            return f"a wake-up on {op.wq.name} ({node.cls})", on, node
         return f"a wake-up on {op.wq.name}", on, None
     return f"{type(op).__name__}", [], None
 
@@ -83,7 +101,7 @@ class ProgressChecker:
     def on_stuck(self, procs: list[Process], step: int) -> Finding:
         by_name = {p.name: p for p in procs}
         stuck = [p for p in procs if p.live()]
-        waits = {p.name: _waits_for(p, by_name, self.scheme) for p in stuck}
+        waits = {p.name: _waits_for(p, by_name, self.scheme, self.held) for p in stuck}
         cycle = self._find_cycle([p.name for p in stuck], {n: w[1] for n, w in waits.items()})
         entries = []
         for p in stuck:
