@@ -20,58 +20,22 @@ from apactors.model.paths.alt import FdGet, MdevsRwlock, PqapView
 from apactors.model.schemes import get_scheme
 from apactors.model.world import NO_ISC
 from apactors.scenario import ActorSpec, GuestSpec, HostSpec, MdevSpec, Operation, Scenario
+from path_builders import (  # noqa: F401 - shared with the other golden-test files
+    ADMIN, ATTR, DEVLOCK, DEVSET, GROUP, GUESTS, HOOK_W, KREF, KVM, MDEVS, QLOCK, VCPU, WORK, mdev, mdev_actor, op, scenario, un,
+)
 
 ALT_IDS = ("alt-userspace-pqap", "alt-fair-rwsem", "alt-unfair-rwlock", "alt-srcu", "alt-queue-lock")
 
-GUESTS = "+&matrix_dev->guests_lock"
-MDEVS = "+&matrix_dev->mdevs_lock"
-KVM = "+&kvm->lock"
-HOOK_W = "+&kvm->arch.crypto.pqap_hook_rwsem(w)"
 HOOK_R = "+&kvm->arch.crypto.pqap_hook_rwsem(r)"
 VCPU_M = "+&vcpu->mutex"
 KSRCU = "+&kvm->srcu(R)"
-ATTR = "+ap_attr_mutex"
-QLOCK = "+ap_queues_lock"
-WORK = "+(work_completion)(&q->reset_work)"
-DEVLOCK = "+&dev->mutex"
-GROUP = "+&group->group_lock"
-DEVSET = "+&new_dev_set->lock"
-KREF = "+&group->kvm_ref_lock"
 RWL = "+&matrix_dev->rwl_mutex"
 PSRCU = "+&matrix_dev->pqap_srcu(R)"
 SYNC = "sync &matrix_dev->pqap_srcu"
 QL = "+&q->lock"
 
 
-def un(s: str) -> str:
-    return "-" + s[1:]
-
-
 # ----------------------------------------------------------------------------------------- helpers
-
-def scenario(adapters=(3, 4), domains=(5,), cdoms=(5,), apmask=(), aqmask=(), unbound=(), mdevs=(),
-             guests=("g0",), actors=()) -> Scenario:
-    return Scenario(name="t", description="test",
-                    host=HostSpec(tuple(adapters), tuple(domains), tuple(cdoms), tuple(apmask), tuple(aqmask),
-                                  tuple(unbound)),
-                    guests=tuple(GuestSpec(g, 1, False) for g in guests), mdevs=tuple(mdevs),
-                    actors=tuple(actors))
-
-
-def mdev(name="m0", adapters=(3,), domains=(5,), cdoms=(), open_by=None) -> MdevSpec:
-    return MdevSpec(name, tuple(adapters), tuple(domains), tuple(cdoms), open_by)
-
-
-def mdev_actor(m="m0", guest="g0") -> ActorSpec:
-    return ActorSpec("mdev", f"mdev:{m}", guest=guest, mdev=m)
-
-
-VCPU = ActorSpec("vcpu", "vcpu:g0/0", guest="g0", vcpu=0)
-ADMIN = ActorSpec("admin", "admin")
-
-
-def op(text: str, **kw) -> Operation:
-    return Operation(text.split()[0], text, **kw)
 
 
 def pqap_op(apqn: int, enable: bool = True, isc: int = 3, nib: int = 0x1000) -> Operation:

@@ -19,76 +19,11 @@ from apactors.model.schemes.e4 import V6_0, V6_2rc, V6_8, V18Draft, V18Trylock
 from apactors.model.schemes.latest import Latest
 from apactors.model.world import NO_ISC, VFIO_AP
 from apactors.scenario import ActorSpec, GuestSpec, HostSpec, MdevSpec, Operation, Scenario
+from path_builders import (  # noqa: F401 - shared with the other golden-test files
+    ADMIN, ATTR, BUS, DEVLOCK, DEVSET, GROUP, GUESTS, HMC, HOOK_W, KREF, KVM, MDEVS, PERMS, QLOCK, SCAN_TRY, VCPU, VMM, WORK, lock_steps, mdev, mdev_actor, op, scenario, un,
+)
 
 E4_IDS = ("v6.0", "v6.2-rc", "v6.8", "v18-draft", "v18-trylock", "latest")
-
-GUESTS = "+&matrix_dev->guests_lock"
-MDEVS = "+&matrix_dev->mdevs_lock"
-KVM = "+&kvm->lock"
-HOOK_W = "+&kvm->arch.crypto.pqap_hook_rwsem(w)"
-PERMS = "+ap_perms_mutex"
-ATTR = "+ap_attr_mutex"
-QLOCK = "+ap_queues_lock"
-WORK = "+(work_completion)(&q->reset_work)"
-DEVLOCK = "+&dev->mutex"
-GROUP = "+&group->group_lock"
-DEVSET = "+&new_dev_set->lock"
-KREF = "+&group->kvm_ref_lock"
-SCAN_TRY = "try+ap_scan_bus_mutex"
-
-
-def un(s: str) -> str:
-    """The release step of an acquire step."""
-    return "-" + s.removeprefix("try")[1:]
-
-
-def scenario(adapters=(3, 4), domains=(5,), cdoms=(5,), apmask=(), aqmask=(), unbound=(),
-             mdevs=(), guests=("g0",), actors=()) -> Scenario:
-    return Scenario(
-        name="t", description="test",
-        host=HostSpec(tuple(adapters), tuple(domains), tuple(cdoms), tuple(apmask), tuple(aqmask),
-                      tuple(unbound)),
-        guests=tuple(GuestSpec(g, 1, False) for g in guests),
-        mdevs=tuple(mdevs),
-        actors=tuple(actors),
-    )
-
-
-def mdev(name="m0", adapters=(3,), domains=(5,), cdoms=(), open_by=None) -> MdevSpec:
-    return MdevSpec(name, tuple(adapters), tuple(domains), tuple(cdoms), open_by)
-
-
-def mdev_actor(m="m0", guest="g0") -> ActorSpec:
-    return ActorSpec("mdev", f"mdev:{m}", guest=guest, mdev=m)
-
-
-VCPU = ActorSpec("vcpu", "vcpu:g0/0", guest="g0", vcpu=0)
-VMM = ActorSpec("vmm", "vmm:g0", guest="g0")
-ADMIN = ActorSpec("admin", "admin")
-HMC = ActorSpec("hmc", "hmc")
-BUS = ActorSpec("bus", "bus")
-
-
-def op(text: str, **kw) -> Operation:
-    return Operation(text.split()[0], text, **kw)
-
-
-def lock_steps(record) -> list[str]:
-    out = []
-    for _stack, o, _res in record:
-        if isinstance(o, (Acquire, Release)):
-            lk = o.lock
-            sign = "+" if isinstance(o, Acquire) else "-"
-            if isinstance(o, Acquire) and o.try_:
-                sign = "try+"
-            if lk.kind == "rwsem":
-                suffix = f"({o.mode})"
-            elif isinstance(lk, Srcu):
-                suffix = "(R)"
-            else:
-                suffix = ""
-            out.append(sign + lk.cls + suffix)
-    return out
 
 
 def insns(record, name: str) -> list[tuple[int, int]]:

@@ -16,71 +16,11 @@ from apactors.model.ops import Acquire, Block, Insn, Note, Release
 from apactors.model.schemes import get_scheme
 from apactors.model.world import NO_ISC, VFIO_AP, ZCRYPT
 from apactors.scenario import ActorSpec, GuestSpec, HostSpec, MdevSpec, Operation, Scenario
+from path_builders import (  # noqa: F401 - shared with the other golden-test files
+    ADMIN, ATTR, BUS, DEVLOCK, GUESTS, HMC, HOOK_W, KVM, MDEVS, QLOCK, VCPU, VMM, WORK, lock_steps, mdev, mdev_actor, op, scenario, un,
+)
 
 LATEST = get_scheme("latest")
-
-GUESTS = "+&matrix_dev->guests_lock"
-MDEVS = "+&matrix_dev->mdevs_lock"
-KVM = "+&kvm->lock"
-HOOK_W = "+&kvm->arch.crypto.pqap_hook_rwsem(w)"
-ATTR = "+ap_attr_mutex"
-QLOCK = "+ap_queues_lock"
-WORK = "+(work_completion)(&q->reset_work)"
-DEVLOCK = "+&dev->mutex"
-
-
-def un(s: str) -> str:
-    """The release step of an acquire step."""
-    return "-" + s[1:]
-
-
-def scenario(adapters=(3, 4), domains=(5,), cdoms=(5,), apmask=(), aqmask=(), unbound=(),
-             mdevs=(), guests=("g0",), actors=(), pv=False) -> Scenario:
-    return Scenario(
-        name="t", description="test",
-        host=HostSpec(tuple(adapters), tuple(domains), tuple(cdoms), tuple(apmask), tuple(aqmask),
-                      tuple(unbound)),
-        guests=tuple(GuestSpec(g, 1, pv) for g in guests),
-        mdevs=tuple(mdevs),
-        actors=tuple(actors),
-    )
-
-
-def mdev(name="m0", adapters=(3,), domains=(5,), cdoms=(), open_by=None) -> MdevSpec:
-    return MdevSpec(name, tuple(adapters), tuple(domains), tuple(cdoms), open_by)
-
-
-def mdev_actor(m="m0", guest="g0") -> ActorSpec:
-    return ActorSpec("mdev", f"mdev:{m}", guest=guest, mdev=m)
-
-
-VCPU = ActorSpec("vcpu", "vcpu:g0/0", guest="g0", vcpu=0)
-VMM = ActorSpec("vmm", "vmm:g0", guest="g0")
-ADMIN = ActorSpec("admin", "admin")
-HMC = ActorSpec("hmc", "hmc")
-BUS = ActorSpec("bus", "bus")
-
-
-def op(text: str, **kw) -> Operation:
-    return Operation(text.split()[0], text, **kw)
-
-
-def lock_steps(record) -> list[str]:
-    out = []
-    for _stack, o, _res in record:
-        if isinstance(o, (Acquire, Release)):
-            lk = o.lock
-            sign = "+" if isinstance(o, Acquire) else "-"
-            if isinstance(o, Acquire) and o.try_:
-                sign = "try+"
-            if lk.kind == "rwsem":
-                suffix = f"({o.mode})"
-            elif isinstance(lk, Srcu):
-                suffix = "(R)"
-            else:
-                suffix = ""
-            out.append(sign + lk.cls + suffix)
-    return out
 
 
 def run_op(world, scheme, actor, operation, record=None):

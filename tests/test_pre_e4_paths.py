@@ -19,76 +19,19 @@ from apactors.model.schemes import get_scheme
 from apactors.model.waitdep_ops import WaitDepAcquire, WaitDepRelease, WaitDepWait
 from apactors.model.world import NO_ISC, VFIO_AP, ZCRYPT
 from apactors.scenario import ActorSpec, GuestSpec, HostSpec, MdevSpec, Operation, Scenario
+from path_builders import (  # noqa: F401 - shared with the other golden-test files
+    ADMIN, BUS, DEVLOCK, DEVSET, HMC, HOOK_W, KVM, PERMS, QLOCK, VCPU, VMM, lock_steps, mdev, mdev_actor, op, scenario, un,
+)
 
 PRE_E4 = ("v5.10", "v5.11", "v5.12", "v5.15", "v15-draft", "pqap-v4-draft")
 KA = ("v5.10", "v5.11", "v5.12", "v15-draft", "pqap-v4-draft")  #: K-A hook call, M-A masks
 
 L = "+&matrix_dev->lock"
-KVM = "+&kvm->lock"
 NW = "+&(&group->notifier)->rwsem(w)"
 NR = "+&(&group->notifier)->rwsem(r)"
-HOOK_W = "+&kvm->arch.crypto.pqap_hook_rwsem(w)"
 HOOK_R = "+&kvm->arch.crypto.pqap_hook_rwsem(r)"
-DEVSET = "+&new_dev_set->lock"
-PERMS = "+ap_perms_mutex"
-QLOCK = "+ap_queues_lock"
-DEVLOCK = "+&dev->mutex"
 VCPU_IN = ["+&vcpu->mutex", "+&kvm->srcu(R)"]
 VCPU_OUT = ["-&kvm->srcu(R)", "-&vcpu->mutex"]
-
-
-def un(s: str) -> str:
-    """The release step of an acquire step."""
-    return "-" + s[1:]
-
-
-def lock_steps(record) -> list[str]:
-    out = []
-    for _stack, o, _res in record:
-        if isinstance(o, (Acquire, Release)):
-            lk = o.lock
-            sign = "+" if isinstance(o, Acquire) else "-"
-            if isinstance(o, Acquire) and o.try_:
-                sign = "try+"
-            if lk.kind == "rwsem":
-                suffix = f"({o.mode})"
-            elif isinstance(lk, Srcu):
-                suffix = "(R)"
-            else:
-                suffix = ""
-            out.append(sign + lk.cls + suffix)
-    return out
-
-
-def scenario(adapters=(3, 4), domains=(5,), cdoms=(5,), apmask=(), aqmask=(), unbound=(),
-             mdevs=(), guests=("g0",), actors=(), vcpus=1) -> Scenario:
-    return Scenario(
-        name="t", description="test",
-        host=HostSpec(tuple(adapters), tuple(domains), tuple(cdoms), tuple(apmask), tuple(aqmask),
-                      tuple(unbound)),
-        guests=tuple(GuestSpec(g, vcpus, False) for g in guests),
-        mdevs=tuple(mdevs),
-        actors=tuple(actors),
-    )
-
-
-def mdev(name="m0", adapters=(3,), domains=(5,), cdoms=(), open_by=None) -> MdevSpec:
-    return MdevSpec(name, tuple(adapters), tuple(domains), tuple(cdoms), open_by)
-
-
-def mdev_actor(m="m0", guest="g0") -> ActorSpec:
-    return ActorSpec("mdev", f"mdev:{m}", guest=guest, mdev=m)
-
-
-VCPU = ActorSpec("vcpu", "vcpu:g0/0", guest="g0", vcpu=0)
-VMM = ActorSpec("vmm", "vmm:g0", guest="g0")
-ADMIN = ActorSpec("admin", "admin")
-HMC = ActorSpec("hmc", "hmc")
-BUS = ActorSpec("bus", "bus")
-
-
-def op(text: str, **kw) -> Operation:
-    return Operation(text.split()[0], text, **kw)
 
 
 def run_op(world, scheme, actor, operation, record=None):
